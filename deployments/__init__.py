@@ -1,0 +1,1 @@
+"""The Ray Serve application (built in a later issue)."""

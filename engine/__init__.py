@@ -1,0 +1,1 @@
+"""Frontier's core: specs, search spaces, searchers, Pareto tools and exploration."""

@@ -1,0 +1,224 @@
+"""Experiment specs: one pydantic model per concept, loaded from YAML, unknown keys refused.
+
+Errors name the field, the value and the fix, so a user can correct a spec from the
+message alone.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from engine.space import Param, Space
+
+SEARCHERS = ("tpe", "nsga2", "gp", "random", "qmc", "pymoo-nsga2")
+_CONSTRAINT = re.compile(r"^\s*(?:(?P<name>[A-Za-z_]\w*)\s*)?(?P<op><=|>=)\s*(?P<bound>[-+0-9.eE]+)\s*$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Constraint(_Model):
+    """`metric >= bound` or `metric <= bound`; violating trials are infeasible, not failed."""
+
+    op: Literal["<=", ">="]
+    bound: float
+
+    def violation(self, value: float) -> float:
+        """How far `value` is outside the bound; 0 when satisfied (Optuna's `<= 0` rule)."""
+        return max(0.0, self.bound - value) if self.op == ">=" else max(0.0, value - self.bound)
+
+
+class MetricSpec(_Model):
+    name: str
+    direction: Literal["min", "max"]
+    unit: str = ""
+    constraint: Constraint | None = None
+    reference: float = Field(description="worst acceptable value: the hypervolume reference point")
+
+    @field_validator("constraint", mode="before")
+    @classmethod
+    def _parse_constraint(cls, v: Any, info: Any) -> Any:
+        if not isinstance(v, str):
+            return v
+        m = _CONSTRAINT.match(v)
+        if not m:
+            raise ValueError(f"constraint {v!r} is not understood; write it like 'quality >= 0.9'")
+        name = info.data.get("name")
+        if m["name"] and name and m["name"] != name:
+            raise ValueError(f"constraint {v!r} names {m['name']!r} but sits on metric {name!r}")
+        return {"op": m["op"], "bound": float(m["bound"])}
+
+    def sign(self) -> float:
+        """+1 for metrics to minimise, -1 to maximise: multiply to get minimisation form."""
+        return 1.0 if self.direction == "min" else -1.0
+
+
+class ObjectiveSpec(_Model):
+    ref: str = Field(description="import reference 'package.module:Class'")
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("ref")
+    @classmethod
+    def _check_ref(cls, v: str) -> str:
+        if not re.fullmatch(r"[\w.]+:\w+", v):
+            raise ValueError(f"ref {v!r} must look like 'objectives.vectorize:Vectorize'")
+        return v
+
+    def load_class(self) -> type:
+        module_name, _, attr = self.ref.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as e:
+            raise ValueError(f"objective.ref {self.ref!r}: cannot import {module_name!r} ({e})") from e
+        if not hasattr(module, attr):
+            raise ValueError(f"objective.ref {self.ref!r}: {module_name!r} has no {attr!r}")
+        cls: type = getattr(module, attr)
+        return cls
+
+    def build(self) -> Any:
+        """Instantiate the objective; bad options become a ValueError naming them."""
+        cls = self.load_class()
+        try:
+            return cls(**self.options)
+        except TypeError as e:
+            raise ValueError(f"objective.options for {self.ref}: {e}") from e
+
+
+class SearcherSpec(_Model):
+    name: Literal["tpe", "nsga2", "gp", "random", "qmc", "pymoo-nsga2"]
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _known(cls, v: Any) -> Any:
+        if v not in SEARCHERS:
+            raise ValueError(f"unknown searcher {v!r}; choose one of {', '.join(SEARCHERS)}")
+        return v
+
+
+class Budget(_Model):
+    trials: int | None = Field(default=None, gt=0)
+    wall_time_s: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> Budget:
+        if self.trials is None and self.wall_time_s is None:
+            raise ValueError("budget needs `trials`, `wall_time_s` or both; e.g. trials: 100")
+        return self
+
+
+class Resources(_Model):
+    cpu: float = Field(default=1.0, gt=0)
+    gpu: float = Field(default=0.0, ge=0)
+
+
+class ExperimentSpec(_Model):
+    name: str = Field(pattern=r"^[A-Za-z0-9][\w.-]{0,63}$")
+    objective: ObjectiveSpec
+    space: dict[str, Param] | None = Field(
+        default=None, description="parameters to search; defaults to the objective's own space"
+    )
+    metrics: list[MetricSpec] = Field(min_length=1)
+    searcher: SearcherSpec = Field(default_factory=lambda: SearcherSpec(name="tpe"))
+    budget: Budget
+    concurrency: int = Field(default=1, ge=1, le=1024)
+    resources: Resources = Field(default_factory=Resources)
+    seed: int = 0
+    preference: dict[str, float] = Field(
+        default_factory=lambda: {"quality": 0.6, "speed": 0.3, "cost": 0.1}
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExperimentSpec:
+        names = [m.name for m in self.metrics]
+        if len(set(names)) != len(names):
+            raise ValueError(f"metrics {names} repeat a name; give each metric once")
+        unknown = set(self.preference) - set(names)
+        if unknown:
+            raise ValueError(
+                f"preference weights name {sorted(unknown)} that are not metrics {names}; "
+                "weight only declared metrics"
+            )
+        if any(w < 0 for w in self.preference.values()):
+            raise ValueError(f"preference {self.preference} has a negative weight; use >= 0")
+        return self
+
+    def search_space(self, objective_cls: type | None = None) -> Space:
+        """The spec's space, or the objective's default when the spec names none."""
+        if self.space is not None:
+            return Space(self.space)
+        cls = objective_cls or self.objective.load_class()
+        raw = getattr(cls, "space", None)
+        if not raw:
+            raise ValueError(f"{self.objective.ref} declares no `space`; add `space:` to the spec")
+        return Space(_SpaceModel.model_validate({"params": raw}).params)
+
+    def weights(self) -> dict[str, float]:
+        """Preference weights over every metric (missing ones weigh 0)."""
+        return {m.name: float(self.preference.get(m.name, 0.0)) for m in self.metrics}
+
+
+class _SpaceModel(_Model):
+    params: dict[str, Param]
+
+
+class SpecError(ValueError):
+    """A spec that cannot be used, with every problem listed as `field: message`."""
+
+
+def parse_spec(data: Any, source: str = "<spec>") -> ExperimentSpec:
+    """Validate a spec dict, then check it against its objective (metrics it returns)."""
+    try:
+        spec = ExperimentSpec.model_validate(data)
+    except ValidationError as e:
+        raise SpecError(_format_errors(source, e)) from None
+    try:
+        cls = spec.objective.load_class()
+        spec.search_space(cls)
+        declared = getattr(cls, "metrics", None)
+        if declared is not None:
+            missing = [m.name for m in spec.metrics if m.name not in declared]
+            if missing:
+                raise ValueError(
+                    f"metrics {missing} are not produced by {spec.objective.ref}, "
+                    f"which reports {sorted(declared)}"
+                )
+    except ValueError as e:
+        raise SpecError(f"{source}: {e}") from None
+    return spec
+
+
+def load_spec(path: str | Path) -> ExperimentSpec:
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"{path}: no such spec file; pass a YAML file such as configs/vectorize.yaml")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise SpecError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: expected a mapping of fields at the top, got {type(data).__name__}")
+    return parse_spec(data, str(path))
+
+
+def _format_errors(source: str, err: ValidationError) -> str:
+    lines = [f"{source}: {err.error_count()} problem(s)"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-after"))
+        value = e.get("input")
+        shown = repr(value) if not isinstance(value, dict) or len(repr(value)) < 80 else "{...}"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field; remove it or check its spelling"
+        elif e["type"] == "missing":
+            msg = "required field is missing; add it"
+            shown = ""
+        lines.append(f"  {loc}: {msg}" + (f" (got {shown})" if shown else ""))
+    return "\n".join(lines)

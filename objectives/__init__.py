@@ -1,0 +1,1 @@
+"""Problems to optimise: each a class with a parameter space, metrics and ``evaluate``."""

@@ -1,0 +1,116 @@
+"""Conformance suite: every searcher family passes the same tests."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from engine.config import MetricSpec
+from engine.searchers import SEARCHERS, Searcher, make_searcher
+from engine.space import CategoricalParam, FixedParam, FloatParam, IntParam, Space
+
+SPACE = Space(
+    {
+        "x": FloatParam(low=0.0, high=1.0),
+        "lr": FloatParam(low=1e-4, high=1e-1, log=True),
+        "k": IntParam(low=1, high=8),
+        "mode": CategoricalParam(choices=["a", "b", "c"]),
+        "iters": FixedParam(value=10),
+    }
+)
+METRICS = [
+    MetricSpec(name="f1", direction="min", reference=10.0),
+    MetricSpec(name="f2", direction="max", reference=-10.0, constraint=">= -2.0"),
+]
+OPTIONS = {"nsga2": {"population_size": 6}, "pymoo-nsga2": {"pop_size": 6}, "gp": {"n_startup_trials": 4}}
+
+
+def evaluate(params: dict) -> dict[str, float] | None:
+    """A cheap mixed-variable bi-objective problem; mode 'c' with k=8 fails."""
+    if params["mode"] == "c" and params["k"] == 8:
+        return None
+    penalty = {"a": 0.0, "b": 0.3, "c": 0.6}[params["mode"]]
+    f1 = params["x"] + penalty + abs(math.log10(params["lr"]) + 2) / 3
+    return {"f1": f1, "f2": -((1 - params["x"]) ** 2) - params["k"] / 8 - penalty}
+
+
+def build(name: str, seed: int = 7) -> Searcher:
+    return make_searcher(name, SPACE, METRICS, seed=seed, options=OPTIONS.get(name))
+
+
+def drive(searcher: Searcher, n: int, batch: int = 2) -> list[dict]:
+    seen: list[dict] = []
+    while len(seen) < n:
+        trials = searcher.ask(batch)
+        assert trials, f"{searcher.name} proposed nothing with no trial pending"
+        for t in trials:
+            seen.append(t.params)
+            searcher.tell(t.trial_id, evaluate(t.params))
+    return seen
+
+
+N = {"gp": 8}
+
+
+@pytest.mark.parametrize("name", SEARCHERS)
+def test_bounds_and_categories_are_respected(name: str) -> None:
+    params = drive(build(name), N.get(name, 24))
+    for p in params:
+        assert SPACE.contains(p), p
+        assert isinstance(p["k"], int)
+    assert len({p["mode"] for p in params}) > 1
+
+
+@pytest.mark.parametrize("name", SEARCHERS)
+def test_same_seed_same_trials_other_seed_other_trials(name: str) -> None:
+    n = N.get(name, 16)
+    assert drive(build(name, seed=3), n) == drive(build(name, seed=3), n)
+    assert drive(build(name, seed=3), n) != drive(build(name, seed=4), n)
+
+
+@pytest.mark.parametrize("name", SEARCHERS)
+def test_state_round_trip_continues_identically(name: str) -> None:
+    original = build(name)
+    drive(original, N.get(name, 12))
+    pending = original.ask(1)
+    restored = Searcher.restore(original.state())
+    assert [t.trial_id for t in restored.pending()] == [t.trial_id for t in pending]
+    for s in (original, restored):
+        for t in pending:
+            s.tell(t.trial_id, evaluate(t.params))
+    assert drive(original, 6) == drive(restored, 6)
+
+
+@pytest.mark.parametrize("name", SEARCHERS)
+def test_failures_and_unknown_ids(name: str) -> None:
+    searcher = build(name)
+    trials = searcher.ask(3)
+    assert len({t.trial_id for t in trials}) == len(trials) > 0
+    assert {t.trial_id for t in searcher.pending()} == {t.trial_id for t in trials}
+    for t in trials:
+        searcher.tell(t.trial_id, None)
+    assert searcher.pending() == []
+    with pytest.raises(KeyError):
+        searcher.tell(trials[0].trial_id, {"f1": 0.0, "f2": 0.0})
+    with pytest.raises(KeyError):
+        searcher.tell("no-such-trial", None)
+    # after failures it still proposes valid trials
+    assert all(SPACE.contains(p) for p in drive(searcher, 6))
+
+
+@pytest.mark.parametrize("name", SEARCHERS)
+def test_missing_metric_is_a_clear_error(name: str) -> None:
+    searcher = build(name)
+    (t,) = searcher.ask(1)
+    with pytest.raises(ValueError, match="f2"):
+        searcher.tell(t.trial_id, {"f1": 1.0})
+
+
+def test_unknown_searcher_and_bad_options() -> None:
+    with pytest.raises(ValueError, match="choose one of"):
+        make_searcher("annealing", SPACE, METRICS)
+    with pytest.raises(ValueError, match="searcher.options"):
+        make_searcher("tpe", SPACE, METRICS, options={"no_such_option": 1})
+    with pytest.raises(ValueError, match="searcher.options"):
+        make_searcher("pymoo-nsga2", SPACE, METRICS, options={"no_such_option": 1})
