@@ -131,9 +131,7 @@ class ExperimentSpec(_Model):
     concurrency: int = Field(default=1, ge=1, le=1024)
     resources: Resources = Field(default_factory=Resources)
     seed: int = 0
-    preference: dict[str, float] = Field(
-        default_factory=lambda: {"quality": 0.6, "speed": 0.3, "cost": 0.1}
-    )
+    preference: dict[str, float] = Field(default_factory=lambda: {"quality": 0.6, "speed": 0.3, "cost": 0.1})
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentSpec:

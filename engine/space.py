@@ -136,11 +136,13 @@ class Space:
                 allowed = [p.value] if isinstance(p, FixedParam) else p.choices
                 if v not in allowed:
                     return False
-            elif isinstance(p, IntParam) and (int(v) != v or not p.low <= v <= p.high):
-                return False
-            elif isinstance(p, FloatParam) and not p.low <= v <= p.high:
+            elif isinstance(p, IntParam | FloatParam) and not _in_range(p, v):
                 return False
         return True
+
+
+def _in_range(p: IntParam | FloatParam, v: Any) -> bool:
+    return p.low <= v <= p.high and (isinstance(p, FloatParam) or int(v) == v)
 
 
 def _scale(x: float, low: float, high: float, log: bool) -> float:

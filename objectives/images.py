@@ -144,3 +144,40 @@ def image_features(pixels: np.ndarray) -> dict[str, float]:
         "width": float(width),
         "height": float(height),
     }
+
+
+def ssim(reference: np.ndarray, candidate: np.ndarray) -> float:
+    """Mean SSIM of two uint8 RGB images of the same shape (1.0 = identical).
+
+    The Gaussian-free 7x7 window shrinks for small images and tiny images are edge-padded,
+    because skimage refuses windows larger than the image.
+    """
+    from skimage.metrics import structural_similarity
+
+    if reference.shape != candidate.shape:
+        raise ValueError(
+            f"cannot compare images of shapes {reference.shape} and {candidate.shape}"
+        )
+    a, b = reference, candidate
+    height, width = a.shape[:2]
+    if min(height, width) < 3:
+        pad = ((0, max(0, 3 - height)), (0, max(0, 3 - width)), (0, 0))
+        a, b = np.pad(a, pad, mode="edge"), np.pad(b, pad, mode="edge")
+        height, width = a.shape[:2]
+    win = min(7, height, width)
+    if win % 2 == 0:
+        win -= 1
+    value = structural_similarity(a, b, channel_axis=2, data_range=255, win_size=win)
+    return float(value)
+
+
+def check_max_side(value: object, low: int = 16, high: int = 2048) -> int:
+    """Validate the `max_side` option shared by the image objectives."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or not (
+        low <= int(value) <= high
+    ):
+        raise ValueError(
+            f"option max_side={value!r} is invalid; give an integer between {low} and {high} "
+            "(pixels of the longest side after downscaling)"
+        )
+    return int(value)

@@ -20,6 +20,7 @@ from engine.space import Space
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
+
 def _sampler(name: str, seed: int, options: Mapping[str, Any]) -> optuna.samplers.BaseSampler:
     """Optuna reads constraints from `Trial.set_constraint`; samplers need no hook."""
     opts = dict(options)

@@ -64,7 +64,7 @@ class PymooNSGA2Searcher(Searcher):
             self._ids = [str(self._counter + i) for i in range(len(self._population))]
             self._counter += len(self._population)
             self._next = 0
-        out = []
+        out: list[Trial] = []
         while len(out) < n and self._next < len(self._population):
             out.append(self._trial(self._next))
             self._next += 1

@@ -110,7 +110,7 @@ def test_missing_metric_is_a_clear_error(name: str) -> None:
 def test_unknown_searcher_and_bad_options() -> None:
     with pytest.raises(ValueError, match="choose one of"):
         make_searcher("annealing", SPACE, METRICS)
-    with pytest.raises(ValueError, match="searcher.options"):
+    with pytest.raises(ValueError, match=r"searcher\.options"):
         make_searcher("tpe", SPACE, METRICS, options={"no_such_option": 1})
-    with pytest.raises(ValueError, match="searcher.options"):
+    with pytest.raises(ValueError, match=r"searcher\.options"):
         make_searcher("pymoo-nsga2", SPACE, METRICS, options={"no_such_option": 1})

@@ -1,0 +1,103 @@
+"""The `frontier` command: validate specs, explore them, print fronts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from engine.config import SpecError, load_spec
+from engine.exploration import ResumeError
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="frontier", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="check a spec and its objective without running anything")
+    p.add_argument("spec", type=Path)
+
+    p = sub.add_parser("explore", help="map the Pareto front of a spec on Ray Tune")
+    p.add_argument("spec", type=Path)
+    p.add_argument("--out", type=Path, help="results folder (default: results/<experiment>)")
+    p.add_argument("--resume", action="store_true", help="continue the exploration stored in --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("front", help="print the Pareto front stored in a results folder")
+    p.add_argument("results", type=Path)
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "validate":
+            return _validate(args.spec)
+        if args.command == "explore":
+            return _explore(args.spec, args.out, args.resume, not args.no_progress)
+        return _front(args.results)
+    except (SpecError, ResumeError, ValueError, FileNotFoundError) as e:
+        print(f"frontier {args.command}: {e}", file=sys.stderr)
+        return 2
+
+
+def _validate(path: Path) -> int:
+    spec = load_spec(path)
+    objective = spec.objective.build()
+    space = spec.search_space(type(objective))
+    print(f"{path}: ok — experiment {spec.name!r}, objective {spec.objective.ref}")
+    print(f"  {len(space.free)} free parameters: {', '.join(space.free)}")
+    print(f"  metrics: {', '.join(f'{m.name} ({m.direction})' for m in spec.metrics)}")
+    print(f"  searcher {spec.searcher.name}, budget {spec.budget.model_dump(exclude_none=True)}")
+    return 0
+
+
+def _explore(path: Path, out: Path | None, resume: bool, progress: bool) -> int:
+    from engine.explore import default_out_dir, explore
+
+    spec = load_spec(path)
+    summary = explore(spec, out or default_out_dir(spec), resume=resume, progress=progress)
+    print(
+        f"{spec.name}: {summary.trials} trials ({summary.completed} completed, "
+        f"{summary.infeasible} infeasible, {summary.failed} failed), "
+        f"hypervolume {summary.hypervolume:.6g}, {len(summary.front)} on the front"
+    )
+    print(format_front(summary.front))
+    out_dir = summary.out_dir.resolve()
+    print(f"results: {out_dir / 'trials.parquet'}")
+    print(f"         {out_dir / 'front.parquet'}")
+    print(f"         {out_dir / 'summary.json'}")
+    return 0 if summary.completed else 1
+
+
+def _front(results: Path) -> int:
+    path = results / "front.parquet"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; run `frontier explore` with --out {results}")
+    summary = json.loads((results / "summary.json").read_text())
+    print(
+        f"{summary['experiment']}: {len(pd.read_parquet(path))} on the front of "
+        f"{summary['trials']} trials, hypervolume {summary['hypervolume']:.6g}"
+    )
+    print(format_front(pd.read_parquet(path)))
+    return 0
+
+
+def format_front(front: pd.DataFrame) -> str:
+    """The front as a plain table: metrics first, then parameters, marks for the picks."""
+    if front.empty:
+        return "(no feasible trial yet)"
+    metrics = [c for c in front.columns if c.startswith("metric.")]
+    params = [c for c in front.columns if c.startswith("param.")]
+    table = front[["trial_id", *metrics, *params]].copy()
+    table.columns = [c.split(".", 1)[-1] for c in table.columns]
+    marks = []
+    for _, row in front.iterrows():
+        tags = [t for t in ("preferred", "knee") if bool(row.get(t, False))]
+        marks.append(",".join(tags))
+    table.insert(0, "pick", marks)
+    with pd.option_context("display.max_columns", None, "display.width", 200):
+        return table.to_string(index=False, float_format=lambda v: f"{v:.4g}")

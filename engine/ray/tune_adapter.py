@@ -1,0 +1,115 @@
+"""Our exploration plugged into Ray Tune: a Tune `Searcher` and a function trainable.
+
+Tune schedules trials on workers, limits concurrency and applies per-trial resources;
+the Exploration (engine core) decides what to run and records what happened.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from engine.config import ObjectiveSpec
+from engine.exploration import Exploration, TrialResult
+
+# Tune's per-trial JSON/CSV/TensorBoard loggers cost more than a cheap objective; our
+# journal and Parquet files are the record. Set before Tune is imported.
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+
+import ray  # noqa: E402
+from ray import tune  # noqa: E402
+from ray.tune.search import Searcher  # noqa: E402
+
+_RESULT_KEY = "frontier_result"
+_objectives: dict[str, Any] = {}
+
+
+def _objective(spec: ObjectiveSpec) -> Any:
+    """One objective per worker process, reused across trials (images load once)."""
+    key = spec.model_dump_json()
+    if key not in _objectives:
+        _objectives[key] = spec.build()
+    return _objectives[key]
+
+
+def evaluate_trial(config: dict[str, Any], objective: ObjectiveSpec) -> None:
+    """Tune trainable: evaluate once and report; an objective error is data, not a crash."""
+    started = time.time()
+    t0 = time.perf_counter()
+    try:
+        metrics = _objective(objective).evaluate(config)
+        payload: dict[str, Any] = {"metrics": dict(metrics), "error": None}
+    except Exception as e:
+        last = traceback.extract_tb(e.__traceback__)[-1]
+        where = f" ({Path(last.filename).name}:{last.lineno})"
+        payload = {"metrics": None, "error": f"{type(e).__name__}: {e}{where}"}
+    payload.update(started_at=started, duration_s=time.perf_counter() - t0)
+    tune.report({_RESULT_KEY: json.dumps(payload, default=float)})
+
+
+class TuneSearcher(Searcher):
+    """Hands Tune the exploration's trials and tells it the results."""
+
+    def __init__(self, exploration: Exploration) -> None:
+        super().__init__(metric=None, mode=None)
+        self.exploration = exploration
+        self._ours: dict[str, str] = {}  # Tune trial id -> our trial id
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        return True
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        trial = self.exploration.next_trial()
+        if trial is None:
+            return Searcher.FINISHED if not self.exploration.budget_left() else None
+        self._ours[trial_id] = trial.trial_id
+        return dict(trial.params)
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        ours = self._ours.pop(trial_id, None)
+        if ours is None:
+            return
+        raw = (result or {}).get(_RESULT_KEY)
+        if raw is None:
+            outcome = TrialResult(None, "the worker running this trial failed (see Ray logs)")
+        else:
+            p = json.loads(raw)
+            outcome = TrialResult(p["metrics"], p["error"], p["started_at"], p["duration_s"])
+        self.exploration.record(ours, outcome)
+
+
+def run_on_tune(exploration: Exploration) -> None:
+    """Run the exploration's remaining budget on the connected (or a new local) Ray."""
+    spec = exploration.spec
+    if not ray.is_initialized():
+        ray.init(logging_level="WARNING", log_to_driver=False)
+    trainable = tune.with_resources(
+        tune.with_parameters(evaluate_trial, objective=spec.objective),
+        {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
+    )
+    runs = exploration.out_dir / "tune"
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=TuneSearcher(exploration),
+            num_samples=-1,
+            max_concurrent_trials=spec.concurrency,
+            time_budget_s=spec.budget.wall_time_s,
+            reuse_actors=True,
+            trial_dirname_creator=lambda t: t.trial_id,
+        ),
+        run_config=tune.RunConfig(
+            name=f"run-{len(list(runs.glob('run-*'))) if runs.exists() else 0}",
+            storage_path=str(runs.resolve()),
+            verbose=0,
+            log_to_file=False,
+        ),
+    )
+    tuner.fit()
