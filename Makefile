@@ -13,7 +13,8 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/frontier explore configs/vectorize.yaml --out results/vectorize-demo --resume
+	rm -rf results/demo/vectorize
+	$(BIN)/frontier explore configs/vectorize.yaml --out results/demo/vectorize
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

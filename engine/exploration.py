@@ -156,7 +156,9 @@ class Exploration:
             if not asked:
                 return None
             trial = asked[0]
-            self.journal.append({"kind": "ask", "trial_id": trial.trial_id, "params": trial.params})
+            # made durable by the next result's fsync; an ask alone loses nothing finished
+            event = {"kind": "ask", "trial_id": trial.trial_id, "params": trial.params}
+            self.journal.append(event, durable=False)
             self._asked[trial.trial_id] = trial
         self._running.add(trial.trial_id)
         return trial

@@ -149,15 +149,13 @@ def image_features(pixels: np.ndarray) -> dict[str, float]:
 def ssim(reference: np.ndarray, candidate: np.ndarray) -> float:
     """Mean SSIM of two uint8 RGB images of the same shape (1.0 = identical).
 
-    The Gaussian-free 7x7 window shrinks for small images and tiny images are edge-padded,
-    because skimage refuses windows larger than the image.
+    skimage's 7x7 window is shrunk for small images (and images under 3 px edge-padded),
+    because skimage refuses a window larger than the image.
     """
     from skimage.metrics import structural_similarity
 
     if reference.shape != candidate.shape:
-        raise ValueError(
-            f"cannot compare images of shapes {reference.shape} and {candidate.shape}"
-        )
+        raise ValueError(f"cannot compare images of shapes {reference.shape} and {candidate.shape}")
     a, b = reference, candidate
     height, width = a.shape[:2]
     if min(height, width) < 3:
@@ -173,9 +171,7 @@ def ssim(reference: np.ndarray, candidate: np.ndarray) -> float:
 
 def check_max_side(value: object, low: int = 16, high: int = 2048) -> int:
     """Validate the `max_side` option shared by the image objectives."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or not (
-        low <= int(value) <= high
-    ):
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or not (low <= int(value) <= high):
         raise ValueError(
             f"option max_side={value!r} is invalid; give an integer between {low} and {high} "
             "(pixels of the longest side after downscaling)"

@@ -124,9 +124,7 @@ class Vectorize:
         **unknown: Any,
     ) -> None:
         if unknown:
-            raise ValueError(
-                f"unknown option(s) {sorted(unknown)} for Vectorize; known: images, max_side"
-            )
+            raise ValueError(f"unknown option(s) {sorted(unknown)} for Vectorize; known: images, max_side")
         self.max_side = check_max_side(max_side)
         self.images: list[Image] = load_images(images, self.max_side)
 
@@ -155,9 +153,7 @@ class Vectorize:
         height, width = self.images[index].pixels.shape[:2]
         try:
             png = bytes(
-                resvg_py.svg_to_bytes(
-                    svg_string=svg, width=width, height=height, background="#ffffff"
-                )
+                resvg_py.svg_to_bytes(svg_string=svg, width=width, height=height, background="#ffffff")
             )
             with PILImage.open(io.BytesIO(png)) as rendered:
                 rgb = rendered.convert("RGB")

@@ -7,6 +7,7 @@ the Exploration (engine core) decides what to run and records what happened.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 import traceback
@@ -44,7 +45,9 @@ def evaluate_trial(config: dict[str, Any], objective: ObjectiveSpec) -> None:
     try:
         metrics = _objective(objective).evaluate(config)
         payload: dict[str, Any] = {"metrics": dict(metrics), "error": None}
-    except Exception as e:
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:  # Rust extensions (vtracer) panic with a BaseException
         last = traceback.extract_tb(e.__traceback__)[-1]
         where = f" ({Path(last.filename).name}:{last.lineno})"
         payload = {"metrics": None, "error": f"{type(e).__name__}: {e}{where}"}
@@ -62,6 +65,12 @@ class TuneSearcher(Searcher):
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         return True
+
+    def save(self, checkpoint_path: str) -> None:
+        """Nothing to save: the exploration's journal is the checkpoint."""
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Resuming replays the journal (`frontier explore --resume`), not Tune state."""
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         trial = self.exploration.next_trial()
@@ -112,4 +121,6 @@ def run_on_tune(exploration: Exploration) -> None:
             log_to_file=False,
         ),
     )
+    # Tune's result grid looks for the per-trial logs we turned off; it only warns.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     tuner.fit()
