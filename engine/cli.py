@@ -28,6 +28,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="results folder (default: results/<experiment>)")
     p.add_argument("--resume", action="store_true", help="continue the exploration stored in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--backend",
+        choices=["ray", "local"],
+        default="ray",
+        help="ray: trials on Ray Tune workers (default); local: one by one in this process",
+    )
 
     p = sub.add_parser("front", help="print the Pareto front stored in a results folder")
     p.add_argument("results", type=Path)
@@ -37,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "validate":
             return _validate(args.spec)
         if args.command == "explore":
-            return _explore(args.spec, args.out, args.resume, not args.no_progress)
+            return _explore(args.spec, args.out, args.resume, not args.no_progress, args.backend)
         return _front(args.results)
     except (SpecError, ResumeError, ValueError, FileNotFoundError) as e:
         print(f"frontier {args.command}: {e}", file=sys.stderr)
@@ -55,11 +61,17 @@ def _validate(path: Path) -> int:
     return 0
 
 
-def _explore(path: Path, out: Path | None, resume: bool, progress: bool) -> int:
+def _explore(path: Path, out: Path | None, resume: bool, progress: bool, backend: str) -> int:
     from engine.explore import default_out_dir, explore
 
     spec = load_spec(path)
-    summary = explore(spec, out or default_out_dir(spec), resume=resume, progress=progress)
+    summary = explore(
+        spec,
+        out or default_out_dir(spec),
+        resume=resume,
+        progress=progress,
+        backend="local" if backend == "local" else "ray",
+    )
     print(
         f"{spec.name}: {summary.trials} trials ({summary.completed} completed, "
         f"{summary.infeasible} infeasible, {summary.failed} failed), "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from engine.pareto import (
 from engine.searchers import Searcher, Trial, make_searcher
 from engine.space import Space
 
-__all__ = ["Exploration", "ResumeError", "Summary", "TrialResult"]
+__all__ = ["Exploration", "ResumeError", "Summary", "TrialResult", "describe_error", "evaluate"]
 
 
 class ResumeError(RuntimeError):
@@ -267,6 +268,26 @@ class Exploration:
 
     def close(self) -> None:
         self.journal.close()
+
+
+def evaluate(objective: Any, params: dict[str, Any]) -> TrialResult:
+    """Run one evaluation; whatever the objective raises becomes a failed result."""
+    started, t0 = time.time(), time.perf_counter()
+    try:
+        metrics = dict(objective.evaluate(params))
+        error = None
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:  # Rust extensions (vtracer) panic with a BaseException
+        metrics, error = None, describe_error(e)
+    return TrialResult(metrics, error, started, time.perf_counter() - t0)
+
+
+def describe_error(e: BaseException) -> str:
+    """`Type: message (file:line)` of where it was raised, for the trials table."""
+    tb = traceback.extract_tb(e.__traceback__)
+    where = f" ({Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""
+    return f"{type(e).__name__}: {e}{where}"
 
 
 def _checked(result: TrialResult, names: list[str]) -> tuple[dict[str, float] | None, str | None]:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any, Literal
 
 from tqdm import tqdm
 
 from engine.config import ExperimentSpec
-from engine.exploration import Exploration, Summary
+from engine.exploration import Exploration, Summary, evaluate
 
-__all__ = ["default_out_dir", "explore"]
+__all__ = ["default_out_dir", "explore", "run_local"]
 
 
 def default_out_dir(spec: ExperimentSpec) -> Path:
@@ -23,22 +24,39 @@ def explore(
     *,
     resume: bool = False,
     progress: bool = True,
+    backend: Literal["ray", "local"] = "ray",
 ) -> Summary:
-    """Explore `spec` on Ray Tune; everything finished is journaled before it counts."""
+    """Explore `spec`; everything finished is journaled before it counts.
+
+    `backend="ray"` runs trials on Ray Tune workers; `"local"` runs them one by one in
+    this process (for debugging, and as the baseline the benchmarks compare Tune with).
+    """
     out = Path(out_dir) if out_dir is not None else default_out_dir(spec)
-    spec.objective.build()  # fail here, with the objective's message, not in every trial
+    objective = spec.objective.build()  # fail here with the objective's message, not per trial
     bar = _ProgressBar(spec, disable=not progress)
     exploration = Exploration(spec, out, resume=resume, on_progress=bar.update)
     bar.start(exploration)
-    from engine.ray import run_on_tune  # Ray stays out of the core's import path
-
     try:
-        run_on_tune(exploration)
+        if backend == "local":
+            run_local(exploration, objective)
+        else:
+            from engine.ray import run_on_tune  # Ray stays out of the core's import path
+
+            run_on_tune(exploration)
     finally:
         bar.close()
         summary = exploration.write()
         exploration.close()
     return summary
+
+
+def run_local(exploration: Exploration, objective: Any) -> None:
+    """Evaluate the exploration's trials sequentially in this process."""
+    while not exploration.done():
+        trial = exploration.next_trial()
+        if trial is None:  # cannot happen sequentially: nothing is pending
+            raise RuntimeError(f"{exploration.searcher.name} proposed no trial with none pending")
+        exploration.record(trial.trial_id, evaluate(objective, trial.params))
 
 
 class _ProgressBar:

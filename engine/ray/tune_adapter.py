@@ -6,12 +6,10 @@ the Exploration (engine core) decides what to run and records what happened.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
-import time
-import traceback
-from pathlib import Path
 from typing import Any
 
 import ray
@@ -19,7 +17,7 @@ from ray import tune
 from ray.tune.search import Searcher
 
 from engine.config import ObjectiveSpec
-from engine.exploration import Exploration, TrialResult
+from engine.exploration import Exploration, TrialResult, evaluate
 
 _RESULT_KEY = "frontier_result"
 _objectives: dict[str, Any] = {}
@@ -35,19 +33,8 @@ def _objective(spec: ObjectiveSpec) -> Any:
 
 def evaluate_trial(config: dict[str, Any], objective: ObjectiveSpec) -> None:
     """Tune trainable: evaluate once and report; an objective error is data, not a crash."""
-    started = time.time()
-    t0 = time.perf_counter()
-    try:
-        metrics = _objective(objective).evaluate(config)
-        payload: dict[str, Any] = {"metrics": dict(metrics), "error": None}
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as e:  # Rust extensions (vtracer) panic with a BaseException
-        last = traceback.extract_tb(e.__traceback__)[-1]
-        where = f" ({Path(last.filename).name}:{last.lineno})"
-        payload = {"metrics": None, "error": f"{type(e).__name__}: {e}{where}"}
-    payload.update(started_at=started, duration_s=time.perf_counter() - t0)
-    tune.report({_RESULT_KEY: json.dumps(payload, default=float)})
+    result = evaluate(_objective(objective), config)
+    tune.report({_RESULT_KEY: json.dumps(dataclasses.asdict(result), default=float)})
 
 
 class TuneSearcher(Searcher):
@@ -85,8 +72,7 @@ class TuneSearcher(Searcher):
         if raw is None:
             outcome = TrialResult(None, "the worker running this trial failed (see Ray logs)")
         else:
-            p = json.loads(raw)
-            outcome = TrialResult(p["metrics"], p["error"], p["started_at"], p["duration_s"])
+            outcome = TrialResult(**json.loads(raw))
         self.exploration.record(ours, outcome)
 
 
