@@ -1,0 +1,64 @@
+"""Exploration through a real Ray Tune on a local Ray."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import skimage.data
+import yaml
+
+from engine.config import parse_spec
+from engine.explore import explore
+
+pytestmark = pytest.mark.usefixtures("ray_session")
+SAMPLES = Path(os.path.dirname(skimage.data.__file__))
+
+
+def zdt1(searcher: str, trials: int, concurrency: int = 1) -> Any:
+    data = yaml.safe_load(Path("configs/zdt1.yaml").read_text())
+    data.update(searcher={"name": searcher}, budget={"trials": trials}, concurrency=concurrency)
+    return parse_spec(data)
+
+
+def test_tune_runs_the_same_trials_as_the_local_loop(tmp_path: Path) -> None:
+    spec = zdt1("tpe", trials=16)
+    on_tune = explore(spec, tmp_path / "tune", progress=False)
+    local = explore(spec, tmp_path / "local", progress=False, backend="local")
+    cols = ["trial_id", "status", "metric.f1", "metric.f2", "hypervolume"]
+    pd.testing.assert_frame_equal(on_tune.front[cols], local.front[cols])
+    tune_trials = pd.read_parquet(tmp_path / "tune" / "trials.parquet")
+    local_trials = pd.read_parquet(tmp_path / "local" / "trials.parquet")
+    pd.testing.assert_frame_equal(tune_trials[cols], local_trials[cols])
+    assert (tune_trials["duration_s"] > 0).all()
+
+
+def test_parallel_trials_respect_budget_and_the_front_is_consistent(tmp_path: Path) -> None:
+    summary = explore(zdt1("pymoo-nsga2", trials=30, concurrency=2), tmp_path, progress=False)
+    trials = pd.read_parquet(tmp_path / "trials.parquet")
+    assert len(trials) == 30 and trials["trial_id"].is_unique
+    assert summary.hypervolume == pytest.approx(trials["hypervolume"].iloc[-1])
+    front = pd.read_parquet(tmp_path / "front.parquet")
+    assert len(front) == len(summary.front) > 0
+
+
+def test_failing_trials_are_recorded_and_do_not_stop_the_run(tmp_path: Path) -> None:
+    data = yaml.safe_load(Path("configs/vectorize.yaml").read_text())
+    data["objective"]["options"] = {
+        "max_side": 32,
+        "images": [str(SAMPLES / "logo.png"), str(SAMPLES / "coffee.png")],
+    }
+    # color_precision 0 is outside what vtracer accepts: those trials fail
+    data["space"]["color_precision"] = {"type": "categorical", "choices": [0, 6]}
+    data.update(searcher={"name": "random"}, budget={"trials": 12}, concurrency=2)
+    summary = explore(parse_spec(data), tmp_path, progress=False)
+    trials = pd.read_parquet(tmp_path / "trials.parquet")
+    failed = trials[trials["status"] == "failed"]
+    assert len(trials) == 12
+    assert 0 < len(failed) < 12 == summary.trials
+    assert (failed["param.color_precision"] == 0).all()
+    assert failed["error"].str.contains("color_precision").all()
+    assert summary.completed + summary.infeasible == 12 - len(failed)
