@@ -19,7 +19,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy engine objectives deployments benchmarks
+	$(BIN)/mypy .
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit

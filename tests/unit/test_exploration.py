@@ -73,7 +73,7 @@ def test_bad_metrics_are_failures_not_crashes(tmp_path: Path) -> None:
     reports = [
         TrialResult({"f1": float("nan"), "f2": 1.0}),
         TrialResult({"f1": 0.5}),
-        TrialResult({"f1": "fast", "f2": 1.0}),
+        TrialResult({"f1": "fast", "f2": 1.0}),  # type: ignore[dict-item]
     ]
     errors = []
     for report in reports:

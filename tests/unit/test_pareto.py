@@ -11,7 +11,9 @@ import pytest
 from engine.config import MetricSpec
 from engine.pareto import front, hypervolume, hypervolume_history, knee, select_by_weights
 
-QUALITY = MetricSpec(name="quality", direction="max", reference=0.0, constraint=">= 0.5")
+QUALITY = MetricSpec.model_validate(
+    {"name": "quality", "direction": "max", "reference": 0.0, "constraint": ">= 0.5"}
+)
 SPEED = MetricSpec(name="speed", direction="min", reference=100.0)
 METRICS = [QUALITY, SPEED]
 

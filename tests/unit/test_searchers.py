@@ -21,7 +21,9 @@ SPACE = Space(
 )
 METRICS = [
     MetricSpec(name="f1", direction="min", reference=10.0),
-    MetricSpec(name="f2", direction="max", reference=-10.0, constraint=">= -2.0"),
+    MetricSpec.model_validate(
+        {"name": "f2", "direction": "max", "reference": -10.0, "constraint": ">= -2.0"}
+    ),
 ]
 OPTIONS = {"nsga2": {"population_size": 6}, "pymoo-nsga2": {"pop_size": 6}, "gp": {"n_startup_trials": 4}}
 
