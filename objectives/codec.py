@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image as PILImage
 from PIL import features as pil_features
 
-from objectives.images import Image, check_max_side, image_features, load_images, ssim
+from objectives.images import ImageObjective, ssim
 
 # AVIF support depends on how Pillow was built, so the choices are decided at import time.
 FORMATS: tuple[str, ...] = ("jpeg", "webp", *(("avif",) if pil_features.check("avif") else ()))
@@ -51,7 +51,7 @@ def encoder_options(params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return fmt.upper(), kwargs
 
 
-class Codec:
+class Codec(ImageObjective):
     """Pillow lossy encoders: SSIM of the decoded image, encode ms and bytes per image."""
 
     metrics: ClassVar[dict[str, tuple[str, str]]] = {
@@ -59,6 +59,7 @@ class Codec:
         "speed": ("min", "ms"),
         "cost": ("min", "bytes"),
     }
+    default_max_side: ClassVar[int] = 256
     space: ClassVar[dict[str, dict[str, Any]]] = {
         "format": {"type": "categorical", "choices": list(FORMATS)},
         "quality": {"type": "int", "low": 5, "high": 100},
@@ -67,20 +68,10 @@ class Codec:
     }
 
     def __init__(
-        self,
-        images: str | Sequence[str] | None = None,
-        max_side: int = 256,
-        **unknown: Any,
+        self, images: str | Sequence[str] | None = None, max_side: int | None = None, **unknown: Any
     ) -> None:
-        if unknown:
-            raise ValueError(f"unknown option(s) {sorted(unknown)} for Codec; known: images, max_side")
-        self.max_side = check_max_side(max_side)
-        self.images: list[Image] = load_images(images, self.max_side)
+        super().__init__(images, max_side, **unknown)
         self._pil = [PILImage.fromarray(np.asarray(img.pixels)) for img in self.images]
-
-    def features(self) -> list[dict[str, Any]]:
-        """Per-image descriptors (plus `name`) for clustering images into contexts."""
-        return [{"name": img.name, **image_features(img.pixels)} for img in self.images]
 
     def evaluate_image(self, params: dict[str, Any], index: int) -> dict[str, float]:
         """Metrics for a single image (index into `self.images`)."""
@@ -97,8 +88,3 @@ class Codec:
             "speed": elapsed_ms,
             "cost": float(len(data)),
         }
-
-    def evaluate(self, params: dict[str, Any]) -> dict[str, float]:
-        """Metrics averaged over all loaded images."""
-        rows = [self.evaluate_image(params, i) for i in range(len(self.images))]
-        return {name: float(np.mean([row[name] for row in rows])) for name in self.metrics}

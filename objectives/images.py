@@ -11,6 +11,7 @@ import io
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 from PIL import Image as PILImage
@@ -177,3 +178,34 @@ def check_max_side(value: object, low: int = 16, high: int = 2048) -> int:
             "(pixels of the longest side after downscaling)"
         )
     return int(value)
+
+
+class ImageObjective:
+    """What every objective over a set of images shares: loading, features, averaging.
+
+    Subclasses set `metrics`, `space`, `default_max_side` and `evaluate_image`.
+    """
+
+    metrics: ClassVar[dict[str, tuple[str, str]]]
+    default_max_side: ClassVar[int] = 128
+
+    def __init__(
+        self, images: str | Sequence[str] | None = None, max_side: int | None = None, **unknown: Any
+    ) -> None:
+        if unknown:
+            name = type(self).__name__
+            raise ValueError(f"unknown option(s) {sorted(unknown)} for {name}; known: images, max_side")
+        self.max_side = check_max_side(self.default_max_side if max_side is None else max_side)
+        self.images: list[Image] = load_images(images, self.max_side)
+
+    def features(self) -> list[dict[str, Any]]:
+        """Per-image descriptors (plus `name`) for clustering images into contexts."""
+        return [{"name": img.name, **image_features(img.pixels)} for img in self.images]
+
+    def evaluate_image(self, params: dict[str, Any], index: int) -> dict[str, float]:
+        raise NotImplementedError
+
+    def evaluate(self, params: dict[str, Any]) -> dict[str, float]:
+        """Metrics averaged over all loaded images."""
+        rows = [self.evaluate_image(params, i) for i in range(len(self.images))]
+        return {name: float(np.mean([row[name] for row in rows])) for name in self.metrics}

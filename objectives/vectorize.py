@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -16,7 +15,7 @@ import resvg_py
 import vtracer
 from PIL import Image as PILImage
 
-from objectives.images import Image, check_max_side, image_features, load_images, ssim
+from objectives.images import ImageObjective, ssim
 
 # vtracer's own defaults, used for any parameter a trial does not set.
 DEFAULTS: dict[str, Any] = {
@@ -93,7 +92,7 @@ def vtracer_params(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class Vectorize:
+class Vectorize(ImageObjective):
     """vtracer PNG->SVG: SSIM of the re-rendered SVG, tracing ms and SVG bytes per image."""
 
     metrics: ClassVar[dict[str, tuple[str, str]]] = {
@@ -103,6 +102,7 @@ class Vectorize:
     }
     # Every extreme combination of these ranges was traced on the bundled samples without
     # error (vtracer 0.6.15); see vtracer_params for the values that do crash it.
+    default_max_side: ClassVar[int] = 128
     space: ClassVar[dict[str, dict[str, Any]]] = {
         "colormode": {"type": "categorical", "choices": ["color", "binary"]},
         "hierarchical": {"type": "categorical", "choices": ["stacked", "cutout"]},
@@ -116,21 +116,6 @@ class Vectorize:
         "splice_threshold": {"type": "int", "low": 0, "high": 180},
         "path_precision": {"type": "int", "low": 1, "high": 8},
     }
-
-    def __init__(
-        self,
-        images: str | Sequence[str] | None = None,
-        max_side: int = 128,
-        **unknown: Any,
-    ) -> None:
-        if unknown:
-            raise ValueError(f"unknown option(s) {sorted(unknown)} for Vectorize; known: images, max_side")
-        self.max_side = check_max_side(max_side)
-        self.images: list[Image] = load_images(images, self.max_side)
-
-    def features(self) -> list[dict[str, Any]]:
-        """Per-image descriptors (plus `name`) for clustering images into contexts."""
-        return [{"name": img.name, **image_features(img.pixels)} for img in self.images]
 
     def trace(self, params: dict[str, Any], index: int) -> tuple[str, float]:
         """Vectorise one image; returns the SVG and the vtracer wall time in ms."""
@@ -173,8 +158,3 @@ class Vectorize:
             "speed": elapsed_ms,
             "cost": float(len(svg.encode("utf-8"))),
         }
-
-    def evaluate(self, params: dict[str, Any]) -> dict[str, float]:
-        """Metrics averaged over all loaded images."""
-        rows = [self.evaluate_image(params, i) for i in range(len(self.images))]
-        return {name: float(np.mean([row[name] for row in rows])) for name in self.metrics}
