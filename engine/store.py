@@ -1,0 +1,237 @@
+"""The durable event log: experiments, suggestions, feedback, trials, variant changes.
+
+Append-only tables on SQLAlchemy Core. A SQLite file (WAL) by default, PostgreSQL by URL
+(`FRONTIER_STORE=postgresql://…`). Every event has a unique idempotency key, so a retried
+write is a no-op that says so. A call returns only after the transaction committed:
+that is when the engine may acknowledge the event to its caller. Online state is a cache
+rebuilt by replaying these tables in `seq` order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+
+__all__ = ["SCHEMA_VERSION", "TABLES", "EventStore", "StoreError", "default_store_url"]
+
+SCHEMA_VERSION = 1
+DEFAULT_STORE = Path("results") / "frontier.db"
+
+metadata = sa.MetaData()
+
+meta = sa.Table(
+    "frontier_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(256), nullable=False),
+)
+
+
+def _events(name: str, *columns: sa.Column[Any], key: str = "idempotency_key") -> sa.Table:
+    """An append-only table: a global order (`seq`), a unique key, a write time."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+        sa.Column(key, sa.String(256), nullable=False, unique=True),
+        *columns,
+        sa.Column("recorded_at", sa.Float, nullable=False),
+    )
+
+
+experiments = _events(
+    "experiments",
+    sa.Column("spec", sa.JSON, nullable=False),
+    key="name",
+)
+suggestions = _events(
+    "suggestions",
+    sa.Column("experiment", sa.String(64), nullable=False, index=True),
+    sa.Column("user_id", sa.String(256), nullable=False),
+    sa.Column("context", sa.JSON),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("variant", sa.String(128)),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    key="suggestion_id",
+)
+feedback = _events(
+    "feedback",
+    sa.Column("suggestion_id", sa.String(256), nullable=False, index=True),
+    sa.Column("experiment", sa.String(64), nullable=False, index=True),
+    sa.Column("user_id", sa.String(256), nullable=False),
+    sa.Column("rating", sa.Float),
+    sa.Column("signal", sa.String(32)),
+    sa.Column("metrics", sa.JSON),
+)
+trials = _events(
+    "trials",
+    sa.Column("experiment", sa.String(64), nullable=False, index=True),
+    sa.Column("trial_id", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("metrics", sa.JSON),
+    sa.Column("error", sa.Text),
+)
+variant_changes = _events(
+    "variant_changes",
+    sa.Column("experiment", sa.String(64), nullable=False, index=True),
+    sa.Column("variant", sa.String(128), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("change", sa.String(32), nullable=False),
+    sa.Column("payload", sa.JSON),
+)
+
+TABLES: dict[str, sa.Table] = {
+    t.name: t for t in (experiments, suggestions, feedback, trials, variant_changes)
+}
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened or used as asked."""
+
+
+def default_store_url() -> str:
+    """`FRONTIER_STORE` if set, else a SQLite file under results/."""
+    url = os.environ.get("FRONTIER_STORE")
+    if url:
+        return url
+    DEFAULT_STORE.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{DEFAULT_STORE}"
+
+
+class EventStore:
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or default_store_url()
+        try:
+            self.engine: Engine = _create_engine(self.url)
+            metadata.create_all(self.engine)
+        except sa.exc.ArgumentError as e:
+            raise StoreError(
+                f"store URL {self.url!r} is not understood ({e}); "
+                "use sqlite:///path.db or postgresql://user@host/db"
+            ) from None
+        except sa.exc.OperationalError as e:
+            raise StoreError(f"cannot open the store at {self.url!r}: {e.orig}") from None
+        self._check_schema()
+
+    def _check_schema(self) -> None:
+        with self.engine.begin() as conn:
+            found = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
+            if found is None:
+                _insert_ignore(conn, meta, [{"key": "schema_version", "value": str(SCHEMA_VERSION)}])
+            elif int(found) > SCHEMA_VERSION:
+                raise StoreError(
+                    f"the store at {self.url!r} has schema version {found}, newer than this "
+                    f"Frontier's {SCHEMA_VERSION}; upgrade Frontier"
+                )
+
+    # -- writes: each returns True when stored, False when the key was already there --------
+
+    def add_experiment(self, name: str, spec: Mapping[str, Any]) -> bool:
+        return self._append(experiments, [{"name": name, "spec": dict(spec)}]) == 1
+
+    def add_suggestion(self, **row: Any) -> bool:
+        return self._append(suggestions, [row]) == 1
+
+    def add_feedback(self, **row: Any) -> bool:
+        return self._append(feedback, [row]) == 1
+
+    def add_trials(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Store finished trials; the key is `experiment/trial_id`. Returns how many were new."""
+        keyed = [{"idempotency_key": f"{r['experiment']}/{r['trial_id']}", **r} for r in rows]
+        return self._append(trials, keyed)
+
+    def add_variant_change(self, **row: Any) -> bool:
+        return self._append(variant_changes, [row]) == 1
+
+    def _append(self, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> int:
+        now = time.time()
+        with self.engine.begin() as conn:
+            return _insert_ignore(conn, table, [{"recorded_at": now, **r} for r in rows])
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def experiment(self, name: str) -> dict[str, Any] | None:
+        return self._one(experiments, experiments.c.name == name)
+
+    def experiment_names(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(experiments.c.name).order_by(experiments.c.seq)).scalars())
+
+    def suggestion(self, suggestion_id: str) -> dict[str, Any] | None:
+        return self._one(suggestions, suggestions.c.suggestion_id == suggestion_id)
+
+    def feedback_for(self, idempotency_key: str) -> dict[str, Any] | None:
+        return self._one(feedback, feedback.c.idempotency_key == idempotency_key)
+
+    def events(self, table: str, **where: Any) -> Iterator[dict[str, Any]]:
+        """Rows of one table in write order, filtered by equal columns (replay reads this)."""
+        t = TABLES[table]
+        query = sa.select(t).where(*(t.c[k] == v for k, v in where.items())).order_by(t.c.seq)
+        with self.engine.connect() as conn:
+            for row in conn.execute(query):
+                yield dict(row._mapping)
+
+    def _one(self, table: sa.Table, clause: sa.ColumnElement[bool]) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(table).where(clause)).first()
+        return dict(row._mapping) if row else None
+
+    def export(self, table: str, path: str | Path) -> Path:
+        """Write one table to Parquet (JSON columns as JSON text)."""
+        if table not in TABLES:
+            raise ValueError(f"unknown table {table!r}; choose one of {', '.join(TABLES)}")
+        df = pd.DataFrame(list(self.events(table)), columns=[c.name for c in TABLES[table].c])
+        for column in TABLES[table].c:
+            if isinstance(column.type, sa.JSON):
+                df[column.name] = df[column.name].map(lambda v: None if v is None else json.dumps(v))
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        df.to_parquet(path, index=False)
+        return path
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _create_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _wal(dbapi_conn: Any, _record: Any) -> None:
+            # WAL lets readers go on while a writer commits; FULL sync makes a commit durable.
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.close()
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def _insert_ignore(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> int:
+    """INSERT … ON CONFLICT DO NOTHING; returns how many rows were new."""
+    if not rows:
+        return 0
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        stmt: Any = sqlite.insert(table).on_conflict_do_nothing()
+    elif dialect == "postgresql":
+        stmt = postgresql.insert(table).on_conflict_do_nothing()
+    else:
+        raise StoreError(f"unsupported database {dialect!r}; use SQLite or PostgreSQL")
+    # RETURNING counts reliably on both backends (psycopg reports rowcount -1 here)
+    stmt = stmt.returning(table.c[next(iter(table.primary_key)).name])
+    return sum(len(conn.execute(stmt.values(dict(r))).all()) for r in rows)
