@@ -1,0 +1,88 @@
+"""The online model on simulated users: warm starts, pending points, noisy repeats."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from engine.config import _SpaceModel
+from engine.feedback import Feedback, quality_reward, utility
+from engine.online import OnlineModel, UserHistory
+from engine.space import Space
+from objectives.users import SPACE, population
+
+GENAI = Space(_SpaceModel.model_validate({"params": SPACE}).params)
+CONTEXT = "portrait"
+
+
+def train(model: OnlineModel, users: list, rounds: int, rng: np.random.Generator) -> dict[str, UserHistory]:
+    histories = {u.user_id: UserHistory() for u in users}
+    for _ in range(rounds):
+        for u in users:
+            params = model.suggest(histories[u.user_id], CONTEXT, rng)
+            model.observe(histories[u.user_id], CONTEXT, params, (u.rate(params, CONTEXT) - 3) / 2)
+    return histories
+
+
+def test_new_users_start_from_what_the_population_taught() -> None:
+    users = population(50, seed=1)
+    cold, warm = OnlineModel(GENAI, seed=1), OnlineModel(GENAI, seed=1)
+    train(warm, users[:40], rounds=8, rng=np.random.default_rng(1))
+    newcomers = users[40:]
+    cold_pick, _, _ = cold.recommend(UserHistory(), CONTEXT)
+    warm_pick, _, _ = warm.recommend(UserHistory(), CONTEXT)
+    warm_stars = np.mean([u.expected_stars(warm_pick, CONTEXT) for u in newcomers])
+    cold_stars = np.mean([u.expected_stars(cold_pick, CONTEXT) for u in newcomers])
+    # each newcomer's own taste is offset from the context's: ~4 stars before any rating
+    assert warm_stars > cold_stars + 1.5
+    assert warm_stars >= 3.5
+
+
+def test_users_reach_their_target_in_few_ratings() -> None:
+    users = population(20, seed=2)
+    model, rng = OnlineModel(GENAI, seed=2), np.random.default_rng(2)
+    histories = train(model, users, rounds=15, rng=rng)
+    stars = [u.expected_stars(model.recommend(histories[u.user_id], CONTEXT)[0], CONTEXT) for u in users]
+    assert np.median(stars) >= 4.5
+    random_stars = [u.expected_stars(GENAI.from_unit(rng.uniform(size=4)), CONTEXT) for u in users]
+    assert np.median(stars) > np.median(random_stars) + 2
+
+
+def test_pending_suggestions_are_not_repeated() -> None:
+    model, history = OnlineModel(GENAI, seed=3), UserHistory()
+    first = model.suggest(history, CONTEXT, np.random.default_rng(0))
+    again = model.suggest(history, CONTEXT, np.random.default_rng(0))
+    other = model.suggest(history, CONTEXT, np.random.default_rng(0), pending=[first])
+    assert first == again and other != first
+
+
+def test_conflicting_ratings_of_the_same_settings_average_not_overwrite() -> None:
+    model, history = OnlineModel(GENAI, seed=4), UserHistory()
+    params = GENAI.from_unit(np.full(4, 0.5))
+    model.observe(history, CONTEXT, params, 1.0)
+    model.observe(history, CONTEXT, params, -1.0)
+    x, arm = model.encoding.encode(params)
+    mean, _ = model.posterior(history, CONTEXT, x[None, :], np.array([arm]))
+    assert -0.5 < mean[0] < 0.5
+    assert len(history) == 2
+
+
+def test_feedback_mapping_and_validation() -> None:
+    assert [quality_reward(Feedback(rating=r)) for r in range(1, 6)] == [-1, -0.5, 0, 0.5, 1]
+    assert quality_reward(Feedback(rating=5, signal="reject")) == 0
+    assert quality_reward(Feedback(metrics={"latency_ms": 900})) is None
+    for bad in (
+        {"rating": 0},
+        {"rating": 6},
+        {"metrics": {"latency_ms": float("nan")}},
+        {},
+        {"signal": "meh"},
+    ):
+        with pytest.raises(ValidationError):
+            Feedback.model_validate(bad)
+    weights, refs = {"quality": 0.6, "speed": 0.3, "cost": 0.1}, {"speed": 4000.0, "cost": 0.01}
+    fast = utility(0.5, {"latency_ms": 1000.0, "cost": 0.01}, weights, refs)
+    slow = utility(0.5, {"latency_ms": 8000.0, "cost": 0.01}, weights, refs)
+    assert fast > slow
+    assert utility(0.5, None, {"quality": 1.0}, refs) == 0.5
