@@ -30,7 +30,7 @@ from scipy.stats import qmc
 
 from engine.space import CategoricalParam, FloatParam, IntParam, Space
 
-__all__ = ["OnlineModel", "PopulationModel", "Priors", "UserHistory"]
+__all__ = ["OnlineModel", "PopulationModel", "Priors", "Rater", "UserHistory"]
 
 
 @dataclass(frozen=True)
@@ -129,6 +129,33 @@ class PopulationModel:
 
 
 @dataclass
+class Rater:
+    """How one user rates against the population: running residual sums (all contexts).
+
+    Bias and scale are shrunk towards the population's (0 and 1) by pseudo-ratings, so a
+    user with two ratings is barely recalibrated and one with fifty mostly is.
+    """
+
+    total: float = 0.0
+    squares: float = 0.0
+    count: int = 0
+
+    def add(self, residual: float) -> None:
+        self.total += residual
+        self.squares += residual * residual
+        self.count += 1
+
+    def bias(self, priors: Priors) -> float:
+        return self.total / (self.count + priors.bias_shrinkage)
+
+    def scale(self, priors: Priors) -> float:
+        """Residual spread relative to the population's, in [0.5, 2]."""
+        k, typical = priors.bias_shrinkage, priors.population_noise**2
+        spread = (self.squares - self.count * self.bias(priors) ** 2 + k * typical) / (self.count + k)
+        return float(np.clip(np.sqrt(max(spread, 1e-12) / typical), 0.5, 2.0))
+
+
+@dataclass
 class UserHistory:
     """A user's observations in one context: unit points, arms, rewards (compact)."""
 
@@ -171,22 +198,27 @@ class OnlineModel:
 
     # -- learning ---------------------------------------------------------------------------
 
-    def bias(self, history: UserHistory, context: str | None) -> float:
-        """The user's rating offset against the context, shrunk towards 0."""
-        if not len(history):
-            return 0.0
-        residual = history.rewards - self._prior_mean(context, history.x, history.arms)
-        return float(residual.sum() / (len(residual) + self.priors.bias_shrinkage))
-
-    def observe(
-        self, history: UserHistory, context: str | None, params: Mapping[str, Any], reward: float
-    ) -> None:
-        """Add one reward to the user's history and, calibrated, to the population."""
+    def learn(self, rater: Rater, context: str | None, params: Mapping[str, Any], reward: float) -> None:
+        """Teach the population one reward, on the rater's calibrated scale."""
         x, arm = self.encoding.encode(params)
-        calibrated = reward - self.bias(history, context)
         phi = self.features(x[None, :], np.array([arm]))[0]
+        predicted = float(phi @ self.context(context).weights())
+        calibrated = (reward - rater.bias(self.priors)) / rater.scale(self.priors)
         self.context(context).add(phi, calibrated)
         self.global_model.add(phi, calibrated)
+        rater.add(reward - predicted)
+
+    def observe(
+        self,
+        rater: Rater,
+        history: UserHistory,
+        context: str | None,
+        params: Mapping[str, Any],
+        reward: float,
+    ) -> None:
+        """One rating of this user: to the population, and to their own history."""
+        self.learn(rater, context, params, reward)
+        x, arm = self.encoding.encode(params)
         history.add(x, arm, reward)
 
     # -- predicting -------------------------------------------------------------------------
@@ -207,6 +239,7 @@ class OnlineModel:
 
     def posterior(
         self,
+        rater: Rater,
         history: UserHistory,
         context: str | None,
         x: np.ndarray,
@@ -219,7 +252,7 @@ class OnlineModel:
         `phi`, the features of (x, arms), saves recomputing them for cached candidates.
         """
         prior = self._prior_mean(context, x, arms, phi)
-        bias = self.bias(history, context)
+        bias = rater.bias(self.priors)
         hx, ha, y = history.x.astype(float), history.arms.astype(int), history.rewards.astype(float)
         n = len(y)
         noise = self.priors.noise**2 * np.exp2((n - 1 - np.arange(n)) / self.priors.half_life)
@@ -259,6 +292,7 @@ class OnlineModel:
 
     def suggest(
         self,
+        rater: Rater,
         history: UserHistory,
         context: str | None,
         rng: np.random.Generator,
@@ -267,7 +301,7 @@ class OnlineModel:
     ) -> dict[str, Any]:
         """UCB within each arm, Thompson sampling between arms."""
         x, arms, phi = self._candidates(history, rng)
-        mean, std = self.posterior(history, context, x, arms, pending, phi)
+        mean, std = self.posterior(rater, history, context, x, arms, pending, phi)
         ucb = mean + beta * std
         best_draw, choice = -np.inf, 0
         for arm in range(len(self.encoding.arms)):
@@ -278,9 +312,11 @@ class OnlineModel:
                 best_draw, choice = draw, i
         return self.encoding.decode(x[choice], int(arms[choice]))
 
-    def recommend(self, history: UserHistory, context: str | None) -> tuple[dict[str, Any], float, float]:
+    def recommend(
+        self, rater: Rater, history: UserHistory, context: str | None
+    ) -> tuple[dict[str, Any], float, float]:
         """The settings this user most likely likes best: params, expected reward, its std."""
         x, arms, phi = self._candidates(history, np.random.default_rng(0))
-        mean, std = self.posterior(history, context, x, arms, phi=phi)
+        mean, std = self.posterior(rater, history, context, x, arms, phi=phi)
         i = int(np.argmax(mean))
         return self.encoding.decode(x[i], int(arms[i])), float(mean[i]), float(std[i])

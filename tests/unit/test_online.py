@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from engine.config import _SpaceModel
 from engine.feedback import Feedback, quality_reward, utility
-from engine.online import OnlineModel, UserHistory
+from engine.online import OnlineModel, Rater, UserHistory
 from engine.space import Space
 from objectives.users import SPACE, population
 
@@ -16,13 +16,16 @@ GENAI = Space(_SpaceModel.model_validate({"params": SPACE}).params)
 CONTEXT = "portrait"
 
 
-def train(model: OnlineModel, users: list, rounds: int, rng: np.random.Generator) -> dict[str, UserHistory]:
-    histories = {u.user_id: UserHistory() for u in users}
+def train(
+    model: OnlineModel, users: list, rounds: int, rng: np.random.Generator
+) -> dict[str, tuple[Rater, UserHistory]]:
+    states = {u.user_id: (Rater(), UserHistory()) for u in users}
     for _ in range(rounds):
         for u in users:
-            params = model.suggest(histories[u.user_id], CONTEXT, rng)
-            model.observe(histories[u.user_id], CONTEXT, params, (u.rate(params, CONTEXT) - 3) / 2)
-    return histories
+            rater, history = states[u.user_id]
+            params = model.suggest(rater, history, CONTEXT, rng)
+            model.observe(rater, history, CONTEXT, params, (u.rate(params, CONTEXT) - 3) / 2)
+    return states
 
 
 def test_new_users_start_from_what_the_population_taught() -> None:
@@ -30,8 +33,8 @@ def test_new_users_start_from_what_the_population_taught() -> None:
     cold, warm = OnlineModel(GENAI, seed=1), OnlineModel(GENAI, seed=1)
     train(warm, users[:40], rounds=8, rng=np.random.default_rng(1))
     newcomers = users[40:]
-    cold_pick, _, _ = cold.recommend(UserHistory(), CONTEXT)
-    warm_pick, _, _ = warm.recommend(UserHistory(), CONTEXT)
+    cold_pick, _, _ = cold.recommend(Rater(), UserHistory(), CONTEXT)
+    warm_pick, _, _ = warm.recommend(Rater(), UserHistory(), CONTEXT)
     warm_stars = np.mean([u.expected_stars(warm_pick, CONTEXT) for u in newcomers])
     cold_stars = np.mean([u.expected_stars(cold_pick, CONTEXT) for u in newcomers])
     # each newcomer's own taste is offset from the context's: ~4 stars before any rating
@@ -42,28 +45,28 @@ def test_new_users_start_from_what_the_population_taught() -> None:
 def test_users_reach_their_target_in_few_ratings() -> None:
     users = population(20, seed=2)
     model, rng = OnlineModel(GENAI, seed=2), np.random.default_rng(2)
-    histories = train(model, users, rounds=15, rng=rng)
-    stars = [u.expected_stars(model.recommend(histories[u.user_id], CONTEXT)[0], CONTEXT) for u in users]
+    states = train(model, users, rounds=15, rng=rng)
+    stars = [u.expected_stars(model.recommend(*states[u.user_id], CONTEXT)[0], CONTEXT) for u in users]
     assert np.median(stars) >= 4.5
     random_stars = [u.expected_stars(GENAI.from_unit(rng.uniform(size=4)), CONTEXT) for u in users]
     assert np.median(stars) > np.median(random_stars) + 2
 
 
 def test_pending_suggestions_are_not_repeated() -> None:
-    model, history = OnlineModel(GENAI, seed=3), UserHistory()
-    first = model.suggest(history, CONTEXT, np.random.default_rng(0))
-    again = model.suggest(history, CONTEXT, np.random.default_rng(0))
-    other = model.suggest(history, CONTEXT, np.random.default_rng(0), pending=[first])
+    model, state = OnlineModel(GENAI, seed=3), (Rater(), UserHistory())
+    first = model.suggest(*state, CONTEXT, np.random.default_rng(0))
+    again = model.suggest(*state, CONTEXT, np.random.default_rng(0))
+    other = model.suggest(*state, CONTEXT, np.random.default_rng(0), pending=[first])
     assert first == again and other != first
 
 
 def test_conflicting_ratings_of_the_same_settings_average_not_overwrite() -> None:
-    model, history = OnlineModel(GENAI, seed=4), UserHistory()
+    model, rater, history = OnlineModel(GENAI, seed=4), Rater(), UserHistory()
     params = GENAI.from_unit(np.full(4, 0.5))
-    model.observe(history, CONTEXT, params, 1.0)
-    model.observe(history, CONTEXT, params, -1.0)
+    model.observe(rater, history, CONTEXT, params, 1.0)
+    model.observe(rater, history, CONTEXT, params, -1.0)
     x, arm = model.encoding.encode(params)
-    mean, _ = model.posterior(history, CONTEXT, x[None, :], np.array([arm]))
+    mean, _ = model.posterior(rater, history, CONTEXT, x[None, :], np.array([arm]))
     assert -0.5 < mean[0] < 0.5
     assert len(history) == 2
 
