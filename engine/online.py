@@ -12,8 +12,8 @@ small per-user problems:
 The continuous parameters are modelled jointly with the categorical arm (e.g. provider)
 by a kernel that shares part of the signal between arms. Continuous settings are picked
 by an upper confidence bound within each arm and the arm by Thompson sampling. Pending
-suggestions enter the GP as fantasies (their predicted mean), so concurrent requests of
-one user get different points. Older ratings count less (recency), and a repeated rating
+suggestions enter the GP as pessimistic fantasies (a constant liar), so concurrent
+requests of one user get different points. Older ratings count less (recency), and a repeated rating
 of the same settings is one more noisy observation, never an overwrite.
 """
 
@@ -261,8 +261,9 @@ class OnlineModel:
             px, pa = zip(*(self.encoding.encode(p) for p in pending), strict=True)
             hx = np.vstack([hx.reshape(n, -1), np.array(px)]) if n else np.array(px)
             ha = np.concatenate([ha, np.array(pa)])
-            # a fantasy observes the current mean: zero residual, ordinary noise
-            residual = np.concatenate([residual, np.zeros(len(pa))])
+            # constant liar: a pending point is assumed to disappoint, so the next pick for
+            # this user moves elsewhere until its real rating arrives
+            residual = np.concatenate([residual, np.full(len(pa), -self.priors.user_amplitude)])
             noise = np.concatenate([noise, np.full(len(pa), self.priors.noise**2)])
         amp2 = self.priors.user_amplitude**2
         if not len(residual):

@@ -56,7 +56,7 @@ experiments = _events(
 suggestions = _events(
     "suggestions",
     sa.Column("experiment", sa.String(64), nullable=False, index=True),
-    sa.Column("user_id", sa.String(256), nullable=False),
+    sa.Column("user_id", sa.String(256), nullable=False, index=True),
     sa.Column("context", sa.JSON),
     sa.Column("params", sa.JSON, nullable=False),
     sa.Column("variant", sa.String(128)),
@@ -67,7 +67,7 @@ feedback = _events(
     "feedback",
     sa.Column("suggestion_id", sa.String(256), nullable=False, index=True),
     sa.Column("experiment", sa.String(64), nullable=False, index=True),
-    sa.Column("user_id", sa.String(256), nullable=False),
+    sa.Column("user_id", sa.String(256), nullable=False, index=True),
     sa.Column("rating", sa.Float),
     sa.Column("signal", sa.String(32)),
     sa.Column("metrics", sa.JSON),
@@ -180,6 +180,39 @@ class EventStore:
         with self.engine.connect() as conn:
             for row in conn.execute(query):
                 yield dict(row._mapping)
+
+    def feedback_since(
+        self, experiment: str, after_seq: int, user_id: str | None = None, until_seq: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Feedback rows with their suggestion's params and context, in write order."""
+        query = (
+            sa.select(feedback, suggestions.c.params, suggestions.c.context)
+            .join(suggestions, suggestions.c.suggestion_id == feedback.c.suggestion_id)
+            .where(feedback.c.experiment == experiment, feedback.c.seq > after_seq)
+            .order_by(feedback.c.seq)
+        )
+        if user_id is not None:
+            query = query.where(feedback.c.user_id == user_id)
+        if until_seq is not None:
+            query = query.where(feedback.c.seq <= until_seq)
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def open_suggestions(self, experiment: str, user_id: str, now: float) -> list[dict[str, Any]]:
+        """A user's unexpired suggestions that have no feedback yet."""
+        answered = sa.select(feedback.c.suggestion_id)
+        query = (
+            sa.select(suggestions)
+            .where(
+                suggestions.c.experiment == experiment,
+                suggestions.c.user_id == user_id,
+                suggestions.c.expires_at > now,
+                suggestions.c.suggestion_id.not_in(answered),
+            )
+            .order_by(suggestions.c.seq)
+        )
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
 
     def _one(self, table: sa.Table, clause: sa.ColumnElement[bool]) -> dict[str, Any] | None:
         with self.engine.connect() as conn:

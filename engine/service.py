@@ -1,0 +1,283 @@
+"""The suggestion protocol over the event store, in process (Ray shards wrap this).
+
+`suggest` returns an id, params, variant and lease expiry, written to the store before
+it is returned. `feedback` is acknowledged only once durably stored; a duplicate
+(same idempotency key) is a no-op; unknown ids and feedback past the grace window are
+clear errors. The models are caches: a state is rebuilt by replaying the store, so
+evicting it from memory, or losing the process, loses nothing acknowledged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from engine.config import ExperimentSpec
+from engine.feedback import Feedback, quality_reward, utility
+from engine.online import OnlineModel, Rater, UserHistory
+from engine.store import EventStore
+
+__all__ = [
+    "ExpiredSuggestion",
+    "InvalidRequest",
+    "OnlineEngine",
+    "OnlineError",
+    "Suggestion",
+    "UnknownExperiment",
+    "UnknownSuggestion",
+]
+
+MAX_ID = 256
+MAX_CONTEXT = 128
+
+
+class OnlineError(ValueError):
+    """A request that cannot be served; `status` is the HTTP status it maps to."""
+
+    status = 422
+
+
+class InvalidRequest(OnlineError):
+    status = 422
+
+
+class UnknownExperiment(OnlineError):
+    status = 404
+
+
+class UnknownSuggestion(OnlineError):
+    status = 404
+
+
+class ExpiredSuggestion(OnlineError):
+    status = 410
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    suggestion_id: str
+    experiment: str
+    user_id: str
+    context: str | None
+    params: dict[str, Any]
+    variant: str
+    expires_at: float
+
+
+@dataclass
+class _User:
+    """What memory holds of one user: their histories per context and open suggestions."""
+
+    histories: dict[str, UserHistory] = field(default_factory=dict)
+    pending: dict[str, tuple[str, dict[str, Any], float]] = field(default_factory=dict)
+
+    def history(self, context: str | None) -> UserHistory:
+        return self.histories.setdefault(context or "", UserHistory())
+
+
+@dataclass
+class _Experiment:
+    spec: ExperimentSpec
+    model: OnlineModel
+    rng: np.random.Generator
+    raters: dict[str, Rater] = field(default_factory=dict)
+    users: OrderedDict[str, _User] = field(default_factory=OrderedDict)
+    synced_seq: int = 0
+
+
+class OnlineEngine:
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        lease_s: float = 3600.0,
+        grace_s: float = 86400.0,
+        max_users: int = 10_000,
+        seed: int = 0,
+    ) -> None:
+        self.store = store
+        self.lease_s = lease_s
+        self.grace_s = grace_s
+        self.max_users = max_users
+        self.seed = seed
+        self._experiments: dict[str, _Experiment] = {}
+
+    # -- experiments ------------------------------------------------------------------------
+
+    def register(self, spec: ExperimentSpec) -> bool:
+        """Store an experiment's spec; False if one of that name exists already."""
+        return self.store.add_experiment(spec.name, spec.model_dump(mode="json"))
+
+    def _experiment(self, name: str) -> _Experiment:
+        exp = self._experiments.get(name)
+        if exp is None:
+            stored = self.store.experiment(name)
+            if stored is None:
+                raise UnknownExperiment(f"experiment {name!r} does not exist; create it first")
+            spec = ExperimentSpec.model_validate(stored["spec"])
+            model = OnlineModel(spec.search_space(), seed=spec.seed)
+            exp = _Experiment(spec, model, np.random.default_rng([spec.seed, self.seed]))
+            self._experiments[name] = exp
+        self._sync(exp)
+        return exp
+
+    def _sync(self, exp: _Experiment) -> None:
+        """Learn from every feedback stored since the last sync, in write order."""
+        for row in self.store.feedback_since(exp.spec.name, exp.synced_seq):
+            self._apply(exp, row)
+            exp.synced_seq = row["seq"]
+
+    def _apply(self, exp: _Experiment, row: dict[str, Any]) -> None:
+        reward = self._reward(exp.spec, row)
+        user = exp.users.get(row["user_id"])
+        if user is not None:
+            user.pending.pop(row["suggestion_id"], None)
+        if reward is None:
+            return
+        rater = exp.raters.setdefault(row["user_id"], Rater())
+        if user is not None:
+            exp.model.observe(rater, user.history(row["context"]), row["context"], row["params"], reward)
+        else:
+            exp.model.learn(rater, row["context"], row["params"], reward)
+
+    @staticmethod
+    def _reward(spec: ExperimentSpec, row: dict[str, Any]) -> float | None:
+        fb = Feedback(rating=row["rating"], signal=row["signal"], metrics=row["metrics"])
+        quality = quality_reward(fb)
+        if quality is None:
+            return None
+        references = {m.name: m.reference for m in spec.metrics}
+        return utility(quality, row["metrics"], spec.weights(), references)
+
+    def _user(self, exp: _Experiment, user_id: str, now: float) -> _User:
+        """The user's state from memory, or rebuilt from the store (and cached, LRU)."""
+        user = exp.users.get(user_id)
+        if user is not None:
+            exp.users.move_to_end(user_id)
+            return user
+        user = _User()
+        for row in self.store.feedback_since(exp.spec.name, 0, user_id=user_id, until_seq=exp.synced_seq):
+            reward = self._reward(exp.spec, row)
+            if reward is not None:
+                x, arm = exp.model.encoding.encode(row["params"])
+                user.history(row["context"]).add(x, arm, reward)
+        for s in self.store.open_suggestions(exp.spec.name, user_id, now):
+            user.pending[s["suggestion_id"]] = (s["context"] or "", s["params"], s["expires_at"])
+        exp.users[user_id] = user
+        while len(exp.users) > self.max_users:
+            exp.users.popitem(last=False)
+        return user
+
+    # -- the protocol -----------------------------------------------------------------------
+
+    def suggest(
+        self, experiment: str, user_id: str, context: str | None = None, now: float | None = None
+    ) -> Suggestion:
+        _check_id("user_id", user_id)
+        if context is not None:
+            _check_id("context", context, MAX_CONTEXT)
+        now = time.time() if now is None else now
+        exp = self._experiment(experiment)
+        user = self._user(exp, user_id, now)
+        rater = exp.raters.get(user_id, Rater())
+        pending = [p for c, p, expires in user.pending.values() if c == (context or "") and expires > now]
+        params = exp.model.suggest(rater, user.history(context), context, exp.rng, pending)
+        suggestion = Suggestion(
+            suggestion_id=uuid.uuid4().hex,
+            experiment=experiment,
+            user_id=user_id,
+            context=context,
+            params=params,
+            variant="default",
+            expires_at=now + self.lease_s,
+        )
+        self.store.add_suggestion(
+            suggestion_id=suggestion.suggestion_id,
+            experiment=experiment,
+            user_id=user_id,
+            context=context,
+            params=params,
+            variant=suggestion.variant,
+            expires_at=suggestion.expires_at,
+        )
+        user.pending[suggestion.suggestion_id] = (context or "", params, suggestion.expires_at)
+        return suggestion
+
+    def feedback(
+        self,
+        suggestion_id: str,
+        feedback: Feedback,
+        idempotency_key: str | None = None,
+        now: float | None = None,
+    ) -> Literal["recorded", "duplicate"]:
+        """Store feedback (durably, then learn from it); a repeat of a key is a no-op."""
+        _check_id("suggestion_id", suggestion_id)
+        if idempotency_key is not None:
+            _check_id("idempotency_key", idempotency_key)
+        now = time.time() if now is None else now
+        suggestion = self.store.suggestion(suggestion_id)
+        if suggestion is None:
+            raise UnknownSuggestion(f"suggestion {suggestion_id!r} is unknown; ask /suggest for one")
+        key = idempotency_key or _content_key(suggestion_id, feedback)
+        if self.store.feedback_for(key) is not None:
+            return "duplicate"
+        if now > suggestion["expires_at"] + self.grace_s:
+            raise ExpiredSuggestion(
+                f"suggestion {suggestion_id!r} expired at {suggestion['expires_at']:.0f} and the "
+                f"{self.grace_s:.0f} s grace window has passed; feedback is no longer accepted"
+            )
+        stored = self.store.add_feedback(
+            idempotency_key=key,
+            suggestion_id=suggestion_id,
+            experiment=suggestion["experiment"],
+            user_id=suggestion["user_id"],
+            rating=feedback.rating,
+            signal=feedback.signal,
+            metrics=feedback.metrics,
+        )
+        if not stored:
+            return "duplicate"
+        self._experiment(suggestion["experiment"])  # syncs: the model learns it now
+        return "recorded"
+
+    def profile(self, experiment: str, user_id: str) -> dict[str, Any]:
+        """What we know of a user: samples, calibration, preferred settings, confidence."""
+        _check_id("user_id", user_id)
+        exp = self._experiment(experiment)
+        user = self._user(exp, user_id, time.time())
+        rater = exp.raters.get(user_id, Rater())
+        contexts = {}
+        for name, history in user.histories.items():
+            params, mean, std = exp.model.recommend(rater, history, name or None)
+            contexts[name or "default"] = {
+                "samples": len(history),
+                "preferred": params,
+                "expected_reward": mean,
+                "confidence": float(max(0.0, 1.0 - std / exp.model.priors.user_amplitude)),
+            }
+        return {
+            "user_id": user_id,
+            "samples": sum(len(h) for h in user.histories.values()),
+            "calibration": {"bias": rater.bias(exp.model.priors), "scale": rater.scale(exp.model.priors)},
+            "contexts": contexts,
+        }
+
+
+def _check_id(name: str, value: str, limit: int = MAX_ID) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRequest(f"{name} must be a non-empty string")
+    if len(value) > limit:
+        raise InvalidRequest(f"{name} is {len(value)} characters long; the limit is {limit}")
+
+
+def _content_key(suggestion_id: str, fb: Feedback) -> str:
+    """Without an idempotency key, identical feedback on one suggestion counts once."""
+    body = json.dumps(fb.model_dump(), sort_keys=True)
+    return f"{suggestion_id}:{hashlib.sha256(body.encode()).hexdigest()[:32]}"

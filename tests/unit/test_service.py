@@ -1,0 +1,88 @@
+"""The suggestion protocol in process, on a SQLite store (PostgreSQL: tests/integration)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from engine.config import load_spec
+from engine.feedback import Feedback
+from engine.service import (
+    ExpiredSuggestion,
+    InvalidRequest,
+    OnlineEngine,
+    UnknownExperiment,
+    UnknownSuggestion,
+)
+from engine.store import EventStore
+from objectives.users import population
+
+SPEC = load_spec("configs/genai.yaml")
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> OnlineEngine:
+    e = OnlineEngine(EventStore(f"sqlite:///{tmp_path / 'store.db'}"), lease_s=60, grace_s=60)
+    assert e.register(SPEC)
+    assert not e.register(SPEC)
+    return e
+
+
+def counts(engine: OnlineEngine) -> tuple[int, int]:
+    return len(list(engine.store.events("suggestions"))), len(list(engine.store.events("feedback")))
+
+
+def test_suggest_feedback_duplicate_and_errors(engine: OnlineEngine) -> None:
+    s = engine.suggest("genai", "alice", "portrait", now=1000.0)
+    assert SPEC.search_space().contains(s.params) and s.expires_at == 1060.0
+    assert engine.feedback(s.suggestion_id, Feedback(rating=4), "k1", now=1001.0) == "recorded"
+    assert engine.feedback(s.suggestion_id, Feedback(rating=4), "k1", now=1002.0) == "duplicate"
+    assert engine.feedback(s.suggestion_id, Feedback(rating=2), "k1", now=1003.0) == "duplicate"
+    assert engine.feedback(s.suggestion_id, Feedback(signal="like"), now=1004.0) == "recorded"
+    assert engine.feedback(s.suggestion_id, Feedback(signal="like"), now=1005.0) == "duplicate"
+    assert counts(engine) == (1, 2)
+    with pytest.raises(UnknownSuggestion):
+        engine.feedback("nope", Feedback(rating=3))
+    with pytest.raises(ExpiredSuggestion):
+        engine.feedback(s.suggestion_id, Feedback(rating=3), "late", now=1000.0 + 60 + 61)
+    # a retry of an acknowledged key stays a no-op even after the window
+    assert engine.feedback(s.suggestion_id, Feedback(rating=4), "k1", now=5000.0) == "duplicate"
+    assert counts(engine) == (1, 2)
+
+
+def test_bad_input_changes_nothing(engine: OnlineEngine) -> None:
+    s = engine.suggest("genai", "bob")
+    before = counts(engine)
+    with pytest.raises(UnknownExperiment):
+        engine.suggest("nope", "bob")
+    with pytest.raises(InvalidRequest, match="limit"):
+        engine.suggest("genai", "x" * 10_000_000)
+    with pytest.raises(InvalidRequest):
+        engine.suggest("genai", "")
+    for bad in ({"rating": 0}, {"rating": 6}, {"metrics": {"latency_ms": float("nan")}}):
+        with pytest.raises(ValidationError):
+            engine.feedback(s.suggestion_id, Feedback.model_validate(bad))
+    with pytest.raises(InvalidRequest):
+        engine.feedback(s.suggestion_id, Feedback(rating=3), idempotency_key="k" * 300)
+    assert counts(engine) == before
+
+
+def test_state_rebuilt_from_the_store_equals_the_live_state(engine: OnlineEngine, tmp_path: Path) -> None:
+    users = population(6, seed=5)
+    for _ in range(4):
+        for u in users:
+            s = engine.suggest("genai", u.user_id, "portrait")
+            engine.feedback(s.suggestion_id, Feedback(rating=u.rate(s.params, "portrait")))
+    open_one = engine.suggest("genai", users[0].user_id, "portrait")
+    live = {u.user_id: engine.profile("genai", u.user_id) for u in users}
+    # a new process on the same store, keeping one user in memory at a time
+    restarted = OnlineEngine(EventStore(engine.store.url), lease_s=60, grace_s=60, max_users=1)
+    for u in users:
+        assert restarted.profile("genai", u.user_id) == live[u.user_id]
+    # the unanswered suggestion is pending again after the rebuild: the next one differs
+    nxt = restarted.suggest("genai", users[0].user_id, "portrait")
+    assert nxt.params != open_one.params
+    assert restarted.feedback(open_one.suggestion_id, Feedback(rating=5)) == "recorded"
+    assert restarted.profile("genai", users[0].user_id)["samples"] == 5
