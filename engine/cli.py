@@ -38,12 +38,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("front", help="print the Pareto front stored in a results folder")
     p.add_argument("results", type=Path)
 
+    p = sub.add_parser("simulate", help="simulated users against the online engine on Ray")
+    p.add_argument("spec", type=Path)
+    p.add_argument("--users", type=int, default=50)
+    p.add_argument("--rounds", type=int, default=40)
+    p.add_argument("--shards", type=int, default=2)
+    p.add_argument("--out", type=Path, help="results folder (default: results/<experiment>-simulation)")
+    p.add_argument("--store", help="store URL (default: a fresh SQLite file in --out)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     args = parser.parse_args(argv)
     try:
         if args.command == "validate":
             return _validate(args.spec)
         if args.command == "explore":
             return _explore(args.spec, args.out, args.resume, not args.no_progress, args.backend)
+        if args.command == "simulate":
+            return _simulate(args)
         return _front(args.results)
     except (SpecError, ResumeError, ValueError, FileNotFoundError) as e:
         print(f"frontier {args.command}: {e}", file=sys.stderr)
@@ -83,6 +94,32 @@ def _explore(path: Path, out: Path | None, resume: bool, progress: bool, backend
     print(f"         {out_dir / 'front.parquet'}")
     print(f"         {out_dir / 'summary.json'}")
     return 0 if summary.completed else 1
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from engine.simulate import simulate
+
+    spec = load_spec(args.spec)
+    out = args.out or Path("results") / f"{spec.name}-simulation"
+    result = simulate(
+        spec, args.users, args.rounds, out, store_url=args.store, shards=args.shards,
+        progress=not args.no_progress,
+    )  # fmt: skip
+    to_target = result.ratings_to_target
+    never = int((to_target > args.rounds).sum())
+    print(
+        f"{spec.name}: {args.users} simulated users x {args.rounds} rounds; ratings until the "
+        f"recommended settings score >= 4.5 stars: median {to_target.median():.1f}, "
+        f"IQR {to_target.quantile(0.25):.0f}-{to_target.quantile(0.75):.0f}, {never} never"
+    )
+    curve = result.rounds.groupby("round")[["stars", "recommended_stars"]].mean()
+    marks = sorted({1, 2, 3, 5, 10, 15, 20, 30, 40, args.rounds} & set(curve.index))
+    print("round  mean rating  recommended (expected stars)")
+    for r in marks:
+        print(f"{r:>5}  {curve.at[r, 'stars']:>11.2f}  {curve.at[r, 'recommended_stars']:>10.2f}")
+    for name in ("simulation", "suggestions", "feedback"):
+        print(f"results: {(result.out_dir / f'{name}.parquet').resolve()}")
+    return 0
 
 
 def _front(results: Path) -> int:

@@ -38,7 +38,8 @@ class Priors:
     """Model constants, in reward units (rewards live in [-1, 1])."""
 
     lengthscale: float = 0.2  # in the unit cube of the continuous parameters
-    arm_share: float = 0.5  # how much of the signal is shared between arms
+    arm_share: float = 0.8  # how much of the shape is shared between arms
+    arm_offset: float = 0.3  # prior std of a user's own offset for an arm (e.g. a provider)
     user_amplitude: float = 0.35  # how far a user's taste departs from the context's
     noise: float = 0.3  # rating noise
     population_noise: float = 0.45  # rating noise plus between-user spread
@@ -81,7 +82,7 @@ class _Features:
         self.phase = rng.uniform(0.0, 2 * np.pi, size=priors.features)
         self.n_arms = n_arms
         self.share = priors.arm_share
-        self.size = priors.features * (1 + n_arms)
+        self.size = priors.features * (1 + n_arms) + n_arms
 
     def __call__(self, x: np.ndarray, arms: np.ndarray) -> np.ndarray:
         x = x.reshape(len(arms), -1)
@@ -91,11 +92,19 @@ class _Features:
         per_arm = np.zeros((len(arms), self.n_arms, base.shape[1]))
         per_arm[np.arange(len(arms)), arms] = base
         shared = np.sqrt(self.share) * base
-        return np.hstack([shared, np.sqrt(1 - self.share) * per_arm.reshape(len(arms), -1)])
+        # a constant per arm: one arm better everywhere is learnt from every rating of it
+        offset = np.eye(self.n_arms)[arms]
+        return np.hstack([shared, np.sqrt(1 - self.share) * per_arm.reshape(len(arms), -1), offset])
 
 
 class PopulationModel:
-    """Bayesian linear regression whose prior mean is a parent model's weights."""
+    """Bayesian linear regression whose prior mean is a parent model's weights.
+
+    Weights are refitted when the data has grown by a tenth (every point while small),
+    and children with their parent: at moments fixed by the data alone, so replaying the
+    same events gives the same model whatever requests came in between, and refits stay
+    amortised O(1).
+    """
 
     def __init__(self, size: int, priors: Priors, parent: PopulationModel | None = None) -> None:
         self.precision = np.zeros((size, size))
@@ -103,29 +112,36 @@ class PopulationModel:
         self.count = 0
         self.priors = priors
         self.parent = parent
-        self._cache: tuple[tuple[int, int], np.ndarray] | None = None
+        self.children: list[PopulationModel] = []
+        if parent is not None:
+            parent.children.append(self)
+        self._weights: np.ndarray | None = None
 
     def add(self, phi: np.ndarray, reward: float) -> None:
         self.precision += np.outer(phi, phi)
         self.target += phi * reward
         self.count += 1
+        if _epoch(self.count) != _epoch(self.count - 1):
+            self._refit()
 
-    def _version(self) -> tuple[int, int]:
-        """Changes when the data grew by a tenth (at least 1): refits stay amortised O(1)."""
-        own = int(np.log(self.count + 1) / np.log(1.1)) if self.count > 10 else self.count
-        return own, self.parent._version()[0] if self.parent else 0
+    def _refit(self) -> None:
+        prior = self.parent.weights() if self.parent else np.zeros(len(self.target))
+        s2, t2 = self.priors.population_noise**2, self.priors.weight_scale**2
+        a = self.precision / s2 + np.eye(len(self.target)) / t2
+        self._weights = cho_solve(cho_factor(a), self.target / s2 + prior / t2)
+        for child in self.children:  # their prior moved
+            if child.count:
+                child._refit()
 
     def weights(self) -> np.ndarray:
-        """Posterior mean weights, recomputed only after new data here or in the parent."""
-        prior = self.parent.weights() if self.parent else np.zeros(len(self.target))
-        if self.count == 0:
-            return prior
-        version = self._version()
-        if self._cache is None or self._cache[0] != version:
-            s2, t2 = self.priors.population_noise**2, self.priors.weight_scale**2
-            a = self.precision / s2 + np.eye(len(self.target)) / t2
-            self._cache = (version, cho_solve(cho_factor(a), self.target / s2 + prior / t2))
-        return self._cache[1]
+        """Posterior mean weights as of the last refit (the parent's before any data)."""
+        if self._weights is not None:
+            return self._weights
+        return self.parent.weights() if self.parent else np.zeros(len(self.target))
+
+
+def _epoch(count: int) -> int:
+    return count if count <= 10 else 10 + int(np.log(count / 10) / np.log(1.1))
 
 
 @dataclass
@@ -235,7 +251,13 @@ class OnlineModel:
         d2 = ((xa[:, None, :] - xb[None, :, :]) ** 2).sum(-1) / self.priors.lengthscale**2
         same = aa[:, None] == ab[None, :]
         share = self.priors.arm_share
-        return self.priors.user_amplitude**2 * np.exp(-0.5 * d2) * np.where(same, 1.0, share)
+        shape = self.priors.user_amplitude**2 * np.exp(-0.5 * d2) * np.where(same, 1.0, share)
+        return shape + self.priors.arm_offset**2 * same
+
+    @property
+    def prior_std(self) -> float:
+        """A user's reward std at a point before any of their ratings."""
+        return float(np.hypot(self.priors.user_amplitude, self.priors.arm_offset))
 
     def posterior(
         self,
@@ -265,7 +287,7 @@ class OnlineModel:
             # this user moves elsewhere until its real rating arrives
             residual = np.concatenate([residual, np.full(len(pa), -self.priors.user_amplitude)])
             noise = np.concatenate([noise, np.full(len(pa), self.priors.noise**2)])
-        amp2 = self.priors.user_amplitude**2
+        amp2 = self.prior_std**2
         if not len(residual):
             return prior + bias, np.full(len(arms), np.sqrt(amp2))
         k = self._kernel(hx, ha, hx, ha) + np.diag(noise)

@@ -260,7 +260,7 @@ class OnlineEngine:
                 "samples": len(history),
                 "preferred": params,
                 "expected_reward": mean,
-                "confidence": float(max(0.0, 1.0 - std / exp.model.priors.user_amplitude)),
+                "confidence": float(max(0.0, 1.0 - std / exp.model.prior_std)),
             }
         return {
             "user_id": user_id,

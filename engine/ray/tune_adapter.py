@@ -12,12 +12,12 @@ import logging
 import os
 from typing import Any
 
-import ray
 from ray import tune
 from ray.tune.search import Searcher
 
 from engine.config import ObjectiveSpec
 from engine.exploration import Exploration, TrialResult, evaluate
+from engine.ray.runtime import ensure_ray
 
 _RESULT_KEY = "frontier_result"
 _objectives: dict[str, Any] = {}
@@ -83,8 +83,7 @@ def run_on_tune(exploration: Exploration) -> None:
     # 12 ms a trial here); our journal and Parquet files are the record.
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    if not ray.is_initialized():
-        ray.init(logging_level=logging.WARNING, log_to_driver=False)
+    ensure_ray()
     trainable = tune.with_resources(
         tune.with_parameters(evaluate_trial, objective=spec.objective),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},

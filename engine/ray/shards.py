@@ -1,0 +1,80 @@
+"""Online state in Ray actors: shards of `OnlineEngine`, routed by hash of (experiment, user).
+
+A shard is a cache over the store: Ray restarts a dead shard, which rebuilds what it
+needs by replaying the store. Feedback is acknowledged only after the store write, so a
+shard killed mid-stream loses nothing acknowledged; retried calls are idempotent (the
+feedback key), and a retried suggest only leaves an extra suggestion that expires.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict
+from typing import Any
+
+import ray
+
+from engine.config import ExperimentSpec
+from engine.feedback import Feedback
+from engine.ray.runtime import ensure_ray
+from engine.service import OnlineEngine, Suggestion
+from engine.store import EventStore
+
+__all__ = ["ShardActor", "ShardRouter", "shard_index"]
+
+
+def shard_index(experiment: str, key: str, shards: int) -> int:
+    """Stable across processes and restarts (Python's hash() is salted per process)."""
+    digest = hashlib.blake2b(f"{experiment}\0{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % shards
+
+
+@ray.remote(max_restarts=-1, max_task_retries=3, num_cpus=0)
+class ShardActor:
+    def __init__(self, store_url: str, options: dict[str, Any]) -> None:
+        self.engine = OnlineEngine(EventStore(store_url), **options)
+
+    def suggest(self, experiment: str, user_id: str, context: str | None) -> dict[str, Any]:
+        return asdict(self.engine.suggest(experiment, user_id, context))
+
+    def feedback(self, suggestion_id: str, feedback: dict[str, Any], idempotency_key: str | None) -> str:
+        return self.engine.feedback(suggestion_id, Feedback.model_validate(feedback), idempotency_key)
+
+    def profile(self, experiment: str, user_id: str) -> dict[str, Any]:
+        return self.engine.profile(experiment, user_id)
+
+    def ping(self) -> bool:
+        return True
+
+
+class ShardRouter:
+    """Creates the shard actors and sends each call to the shard owning the user."""
+
+    def __init__(self, store_url: str, shards: int = 2, **options: Any) -> None:
+        if shards < 1:
+            raise ValueError(f"shards={shards} must be at least 1")
+        ensure_ray()
+        self.store = EventStore(store_url)
+        self.shards = [ShardActor.remote(store_url, options) for _ in range(shards)]  # type: ignore[attr-defined]
+        ray.get([s.ping.remote() for s in self.shards])
+
+    def register(self, spec: ExperimentSpec) -> bool:
+        return self.store.add_experiment(spec.name, spec.model_dump(mode="json"))
+
+    def _shard(self, experiment: str, user_id: str) -> Any:
+        return self.shards[shard_index(experiment, user_id, len(self.shards))]
+
+    def suggest(self, experiment: str, user_id: str, context: str | None = None) -> Suggestion:
+        row = ray.get(self._shard(experiment, user_id).suggest.remote(experiment, user_id, context))
+        return Suggestion(**row)
+
+    def feedback(self, suggestion_id: str, feedback: Feedback, idempotency_key: str | None = None) -> str:
+        """Written by the user's shard, which learns it at once (others read it later)."""
+        known = self.store.suggestion(suggestion_id)
+        shard = self._shard(known["experiment"], known["user_id"]) if known else self.shards[0]
+        result: str = ray.get(shard.feedback.remote(suggestion_id, feedback.model_dump(), idempotency_key))
+        return result
+
+    def profile(self, experiment: str, user_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = ray.get(self._shard(experiment, user_id).profile.remote(experiment, user_id))
+        return result
