@@ -242,7 +242,7 @@ class OnlineModel:
     def _prior_mean(
         self, context: str | None, x: np.ndarray, arms: np.ndarray, phi: np.ndarray | None = None
     ) -> np.ndarray:
-        model = self.context(context) if context is not None else self.global_model
+        model = self.context(context)
         if phi is None:
             phi = self.features(np.asarray(x, dtype=float), arms)
         return np.asarray(phi @ model.weights())
