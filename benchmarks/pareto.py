@@ -86,7 +86,7 @@ class Plan:
     gp_vectorize_seeds: int = 5  # and on vectorize, where each GP run takes ~10 minutes
     overhead_budgets: tuple[int, int] = (100, 400)
     overhead_repeats: int = 3
-    speedup_trials: int = 40
+    speedup_trials: int = 160  # enough that Tune's ~4 s start-up does not dominate
     speedup_repeats: int = 2
     notes: tuple[str, ...] = ()
 
@@ -737,8 +737,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smoke run of a minute or two")
     parser.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default 5, quick 2)")
     parser.add_argument("--problems", nargs="+", choices=PROBLEMS, default=None)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "pareto.md")
+    parser.add_argument(
+        "--timings-only",
+        action="store_true",
+        help="only parts 2 and 3 (overhead, speed-up), into benchmarks/results/pareto-timings.md",
+    )
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
+    if args.out is None:
+        name = "pareto-timings.md" if args.timings_only else "pareto.md"
+        args.out = ROOT / "benchmarks" / "results" / name
     if args.seeds is not None and args.seeds < 1:
         parser.error(f"--seeds {args.seeds} must be at least 1")
     return args
@@ -762,8 +770,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan = make_plan(args)
     started, t0 = datetime.datetime.now(), time.perf_counter()
 
-    frame = order_frame(hv_frame(run_jobs(jobs_for(plan)), plan.checkpoints), plan.problems)
-    lines = header(plan, started) + part1_section(frame, plan)
+    lines = header(plan, started)
+    if not args.timings_only:
+        frame = order_frame(hv_frame(run_jobs(jobs_for(plan)), plan.checkpoints), plan.problems)
+        lines += part1_section(frame, plan)
     start_ray()
     lines += part2_section(measure_overhead(plan), plan)
     lines += part3_section(measure_speedup(plan), plan)
