@@ -35,6 +35,7 @@ __all__ = [
 ]
 
 MAX_ID = 256
+GAP_S = 10.0  # how long a missing feedback seq may still turn up (PostgreSQL commit order)
 MAX_CONTEXT = 128
 
 
@@ -89,7 +90,11 @@ class _Experiment:
     rng: np.random.Generator
     raters: dict[str, Rater] = field(default_factory=dict)
     users: OrderedDict[str, _User] = field(default_factory=OrderedDict)
-    synced_seq: int = 0
+    watermark: int = 0  # every feedback seq up to here is applied (or was never written)
+    applied_above: dict[int, float] = field(default_factory=dict)  # seq -> when first seen
+
+    def applied(self, seq: int) -> bool:
+        return seq <= self.watermark or seq in self.applied_above
 
 
 class OnlineEngine:
@@ -129,10 +134,24 @@ class OnlineEngine:
         return exp
 
     def _sync(self, exp: _Experiment) -> None:
-        """Learn from every feedback stored since the last sync, in write order."""
-        for row in self.store.feedback_since(exp.spec.name, exp.synced_seq):
-            self._apply(exp, row)
-            exp.synced_seq = row["seq"]
+        """Learn from every feedback stored since the last sync, in write order.
+
+        PostgreSQL may make a lower `seq` visible after a higher one (concurrent commits),
+        and skipped sequence values leave gaps; rows above the watermark are therefore
+        re-read until the gap below them (other experiments' rows, rolled-back or late
+        commits) has been there for GAP_S seconds after the row above it became visible.
+        """
+        now = time.monotonic()
+        for row in self.store.feedback_since(exp.spec.name, exp.watermark):
+            if row["seq"] not in exp.applied_above:
+                self._apply(exp, row)
+                exp.applied_above[row["seq"]] = now
+        while exp.applied_above:
+            low = min(exp.applied_above)
+            if low != exp.watermark + 1 and now - exp.applied_above[low] <= GAP_S:
+                break
+            del exp.applied_above[low]
+            exp.watermark = low
 
     def _apply(self, exp: _Experiment, row: dict[str, Any]) -> None:
         reward = self._reward(exp.spec, row)
@@ -163,7 +182,9 @@ class OnlineEngine:
             exp.users.move_to_end(user_id)
             return user
         user = _User()
-        for row in self.store.feedback_since(exp.spec.name, 0, user_id=user_id, until_seq=exp.synced_seq):
+        for row in self.store.feedback_since(exp.spec.name, 0, user_id=user_id):
+            if not exp.applied(row["seq"]):
+                continue  # the population has not seen it yet: the next sync applies it
             reward = self._reward(exp.spec, row)
             if reward is not None:
                 x, arm = exp.model.encoding.encode(row["params"])

@@ -86,3 +86,25 @@ def test_state_rebuilt_from_the_store_equals_the_live_state(engine: OnlineEngine
     assert nxt.params != open_one.params
     assert restarted.feedback(open_one.suggestion_id, Feedback(rating=5)) == "recorded"
     assert restarted.profile("genai", users[0].user_id)["samples"] == 5
+
+
+def test_a_late_commit_below_the_newest_row_is_still_learnt(engine: OnlineEngine) -> None:
+    """PostgreSQL can show seq 3 before seq 2; seq 2 must not be skipped when it lands."""
+    from engine.store import feedback as feedback_table
+
+    first = engine.suggest("genai", "carol", "portrait")
+    assert engine.feedback(first.suggestion_id, Feedback(rating=4), "a") == "recorded"  # seq 1
+
+    def write(seq: int, key: str) -> None:
+        row = {"seq": seq, "idempotency_key": key, "suggestion_id": first.suggestion_id,
+               "experiment": "genai", "user_id": "carol", "rating": 2.0, "signal": None,
+               "metrics": None, "recorded_at": 0.0}  # fmt: skip
+        with engine.store.engine.begin() as conn:
+            conn.execute(feedback_table.insert().values(row))
+
+    write(3, "c")
+    assert engine.profile("genai", "carol")["samples"] == 2
+    write(2, "b")  # the late one
+    assert engine.profile("genai", "carol")["samples"] == 3
+    restarted = OnlineEngine(EventStore(engine.store.url))
+    assert restarted.profile("genai", "carol")["samples"] == 3
