@@ -46,21 +46,33 @@ class ContextClusters:
         std = np.sqrt(self._m2 / (self._count - 1))
         return np.where(std > 1e-9, std, 1.0)
 
+    def label_for(self, features: Sequence[float]) -> str:
+        """The label `assign` would give these features now, without learning from them."""
+        x = self._prepare(features)
+        best = self._nearest(x)
+        return f"cluster-{len(self.centroids) if best is None else best}"
+
     def assign(self, features: Sequence[float]) -> str:
         """The cluster label for these features, learning from them (call in event order)."""
         x = self._prepare(features)
         self._observe(x)
-        scale = self._scale()
-        if self.centroids:
-            distances = [float(np.linalg.norm((x - c) / scale)) for c in self.centroids]
-            best = int(np.argmin(distances))
-            if distances[best] <= self.radius:
-                self.sizes[best] += 1
-                self.centroids[best] += (x - self.centroids[best]) / self.sizes[best]
-                return f"cluster-{best}"
-        self.centroids.append(x.copy())
-        self.sizes.append(1)
-        return f"cluster-{len(self.centroids) - 1}"
+        best = self._nearest(x)
+        if best is None:
+            self.centroids.append(x.copy())
+            self.sizes.append(1)
+            return f"cluster-{len(self.centroids) - 1}"
+        self.sizes[best] += 1
+        self.centroids[best] += (x - self.centroids[best]) / self.sizes[best]
+        return f"cluster-{best}"
+
+    def _nearest(self, x: np.ndarray) -> int | None:
+        """Index of the nearest centroid within `radius`, or None (a new cluster)."""
+        if not self.centroids:
+            return None
+        scale = self._scale() if self._m2 is not None else np.ones_like(x)
+        distances = [float(np.linalg.norm((x - c) / scale)) for c in self.centroids]
+        best = int(np.argmin(distances))
+        return best if distances[best] <= self.radius else None
 
     def _observe(self, x: np.ndarray) -> None:
         """Welford's running mean and variance of the (transformed) features."""

@@ -14,12 +14,14 @@ import json
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
 from engine.config import ExperimentSpec
+from engine.contexts import ContextClusters
 from engine.feedback import Feedback, quality_reward, utility
 from engine.online import OnlineModel, Rater, UserHistory
 from engine.store import EventStore
@@ -93,6 +95,9 @@ class _Experiment:
     watermark: int = 0  # every feedback seq up to here is applied (or was never written)
     applied_above: dict[int, float] = field(default_factory=dict)  # seq -> when first seen
 
+    clusters: ContextClusters = field(default_factory=ContextClusters)
+    clustered_seq: int = 0
+
     def applied(self, seq: int) -> bool:
         return seq <= self.watermark or seq in self.applied_above
 
@@ -162,9 +167,10 @@ class OnlineEngine:
             return
         rater = exp.raters.setdefault(row["user_id"], Rater())
         if user is not None:
-            exp.model.observe(rater, user.history(row["context"]), row["context"], row["params"], reward)
+            label = context_label(row["context"])
+            exp.model.observe(rater, user.history(label), label, row["params"], reward)
         else:
-            exp.model.learn(rater, row["context"], row["params"], reward)
+            exp.model.learn(rater, context_label(row["context"]), row["params"], reward)
 
     @staticmethod
     def _reward(spec: ExperimentSpec, row: dict[str, Any]) -> float | None:
@@ -188,9 +194,10 @@ class OnlineEngine:
             reward = self._reward(exp.spec, row)
             if reward is not None:
                 x, arm = exp.model.encoding.encode(row["params"])
-                user.history(row["context"]).add(x, arm, reward)
+                user.history(context_label(row["context"])).add(x, arm, reward)
         for s in self.store.open_suggestions(exp.spec.name, user_id, now):
-            user.pending[s["suggestion_id"]] = (s["context"] or "", s["params"], s["expires_at"])
+            label = context_label(s["context"]) or ""
+            user.pending[s["suggestion_id"]] = (label, s["params"], s["expires_at"])
         exp.users[user_id] = user
         while len(exp.users) > self.max_users:
             exp.users.popitem(last=False)
@@ -198,14 +205,37 @@ class OnlineEngine:
 
     # -- the protocol -----------------------------------------------------------------------
 
+    def _cluster_label(self, exp: _Experiment, features: Sequence[float]) -> str:
+        """Learn every stored feature vector in write order, then label these ones."""
+        for row in self.store.suggestions_since(exp.spec.name, exp.clustered_seq):
+            if isinstance(row["context"], dict):
+                exp.clusters.assign(row["context"]["features"])
+            exp.clustered_seq = row["seq"]
+        try:
+            return exp.clusters.label_for(features)
+        except ValueError as e:
+            raise InvalidRequest(str(e)) from None
+
     def suggest(
-        self, experiment: str, user_id: str, context: str | None = None, now: float | None = None
+        self,
+        experiment: str,
+        user_id: str,
+        context: str | Sequence[float] | None = None,
+        now: float | None = None,
     ) -> Suggestion:
+        """`context`: a label, or a feature vector that is clustered into a labelled context."""
         _check_id("user_id", user_id)
-        if context is not None:
+        if isinstance(context, str):
             _check_id("context", context, MAX_CONTEXT)
         now = time.time() if now is None else now
         exp = self._experiment(experiment)
+        stored: str | dict[str, Any] | None
+        if context is None or isinstance(context, str):
+            stored = context
+        else:
+            features = [float(v) for v in context]
+            context = self._cluster_label(exp, features)
+            stored = {"label": context, "features": features}
         user = self._user(exp, user_id, now)
         rater = exp.raters.get(user_id, Rater())
         pending = [p for c, p, expires in user.pending.values() if c == (context or "") and expires > now]
@@ -223,7 +253,7 @@ class OnlineEngine:
             suggestion_id=suggestion.suggestion_id,
             experiment=experiment,
             user_id=user_id,
-            context=context,
+            context=stored,
             params=params,
             variant=suggestion.variant,
             expires_at=suggestion.expires_at,
@@ -289,6 +319,11 @@ class OnlineEngine:
             "calibration": {"bias": rater.bias(exp.model.priors), "scale": rater.scale(exp.model.priors)},
             "contexts": contexts,
         }
+
+
+def context_label(stored: str | dict[str, Any] | None) -> str | None:
+    """A stored context is a label, or features with the label they were clustered to."""
+    return stored.get("label") if isinstance(stored, dict) else stored
 
 
 def _check_id(name: str, value: str, limit: int = MAX_ID) -> None:

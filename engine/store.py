@@ -198,6 +198,15 @@ class EventStore:
         with self.engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(query)]
 
+    def suggestions_since(self, experiment: str, after_seq: int) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            query = (
+                sa.select(suggestions)
+                .where(suggestions.c.experiment == experiment, suggestions.c.seq > after_seq)
+                .order_by(suggestions.c.seq)
+            )
+            return [dict(row._mapping) for row in conn.execute(query)]
+
     def open_suggestions(self, experiment: str, user_id: str, now: float) -> list[dict[str, Any]]:
         """A user's unexpired suggestions that have no feedback yet."""
         answered = sa.select(feedback.c.suggestion_id)

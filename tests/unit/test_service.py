@@ -108,3 +108,17 @@ def test_a_late_commit_below_the_newest_row_is_still_learnt(engine: OnlineEngine
     assert engine.profile("genai", "carol")["samples"] == 3
     restarted = OnlineEngine(EventStore(engine.store.url))
     assert restarted.profile("genai", "carol")["samples"] == 3
+
+
+def test_feature_contexts_are_clustered_and_replayed(engine: OnlineEngine) -> None:
+    photo, logo = [1887.0, 0.18, 7.5, 128.0, 128.0], [195.0, 0.02, 2.1, 128.0, 128.0]
+    a = engine.suggest("genai", "dave", photo)
+    b = engine.suggest("genai", "dave", [v * 1.01 for v in photo])
+    c = engine.suggest("genai", "dave", logo)
+    assert a.context == b.context != c.context
+    engine.feedback(a.suggestion_id, Feedback(rating=5))
+    restarted = OnlineEngine(EventStore(engine.store.url))
+    assert restarted.suggest("genai", "erin", photo).context == a.context
+    assert set(restarted.profile("genai", "dave")["contexts"]) == {a.context}
+    with pytest.raises(InvalidRequest, match="features"):
+        engine.suggest("genai", "dave", [1.0, float("nan"), 2.0, 3.0, 4.0])
