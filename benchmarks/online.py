@@ -29,7 +29,6 @@ import io
 import itertools
 import os
 import pstats
-import shlex
 import sys
 import sysconfig
 import tempfile
@@ -46,6 +45,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import optuna
+from reporting import command_line, cpu_model, load_text, log, md_row
 from scipy.stats import wilcoxon
 from threadpoolctl import threadpool_limits
 
@@ -367,10 +367,6 @@ def run_jobs(jobs: Sequence[Job], workers: int = 2) -> list[Outcome]:
     return outcomes
 
 
-def log(message: str) -> None:
-    print(f"{datetime.datetime.now():%H:%M:%S} {message}", file=sys.stderr, flush=True)
-
-
 def to_target(curve: np.ndarray) -> np.ndarray:
     """Per user: ratings until the recommendation reaches TARGET stars; rounds + 1 if never."""
     hit = curve >= TARGET
@@ -394,10 +390,6 @@ def cpu_per_run(outcomes: Sequence[Outcome], mixed: bool) -> dict[str, float]:
             for label in o.curves:
                 times.setdefault(label, []).append(o.seconds)
     return {label: float(np.median(t)) for label, t in times.items()}
-
-
-def md_row(cells: Sequence[str]) -> str:
-    return "| " + " | ".join(cells) + " |"
 
 
 def target_cell(by_seed: dict[int, np.ndarray]) -> str:
@@ -640,30 +632,6 @@ def memory_lines(memory: Memory, plan: Plan, shards: int = 8) -> list[str]:
 
 
 # -- report ---------------------------------------------------------------------------------
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
-
-
-def command_line() -> str:
-    def rel(path: str) -> str:
-        try:
-            return os.path.relpath(path)
-        except ValueError:
-            return path
-
-    return shlex.join([rel(sys.executable), rel(sys.argv[0]), *sys.argv[1:]])
-
-
-def load_text() -> str:
-    return " / ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
 def header(plan: Plan, started: datetime.datetime) -> list[str]:

@@ -20,7 +20,6 @@ import argparse
 import datetime
 import logging
 import os
-import shlex
 import statistics
 import sys
 import tempfile
@@ -41,6 +40,7 @@ from pymoo.algorithms.moo.nsga2 import NSGA2
 from pymoo.core.problem import ElementwiseProblem, Problem
 from pymoo.optimize import minimize
 from pymoo.problems import get_problem
+from reporting import command_line, cpu_model, load_text, log, md_row
 from scipy.stats import mannwhitneyu
 from threadpoolctl import threadpool_limits
 
@@ -362,10 +362,6 @@ def run_jobs(jobs: Sequence[Job], workers: int = 2) -> list[Outcome]:
     return outcomes
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 # -- part 1 tables ------------------------------------------------------------------------
 
 
@@ -467,10 +463,6 @@ def pair_table(frame: pd.DataFrame, problems: Sequence[str], at: int) -> list[st
 def pick(frame: pd.DataFrame, problem: str, method: str, at: int) -> np.ndarray:
     rows = frame[(frame["problem"] == problem) & (frame["method"] == method)]
     return rows[f"HV@{at}"].dropna().to_numpy(dtype=float)
-
-
-def md_row(cells: Sequence[str]) -> str:
-    return "| " + " | ".join(cells) + " |"
 
 
 # -- part 2: per-trial overhead on a trivial objective ------------------------------------
@@ -611,26 +603,6 @@ def speedup_table(walls: dict[int, list[float]]) -> list[str]:
 # -- report ---------------------------------------------------------------------------------
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
-
-
-def command_line() -> str:
-    def rel(path: str) -> str:
-        try:
-            return os.path.relpath(path)
-        except ValueError:
-            return path
-
-    return shlex.join([rel(sys.executable), rel(sys.argv[0]), *sys.argv[1:]])
-
-
 def header(plan: Plan, started: datetime.datetime) -> list[str]:
     import ray
 
@@ -645,10 +617,6 @@ def header(plan: Plan, started: datetime.datetime) -> list[str]:
         f"- seeds: {', '.join(map(str, plan.seeds))}; problems: {', '.join(plan.problems)}",
         f"- load average (1/5/15 min) at start: {load_text()} (other processes share these cores)",
     ]
-
-
-def load_text() -> str:
-    return " / ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
 def part1_section(frame: pd.DataFrame, plan: Plan) -> list[str]:
