@@ -70,31 +70,30 @@ class _PymooProblem:
         return np.asarray(self.problem.pareto_front(n_pareto_points=n_points, use_cache=False))
 
 
-class ZDT1(_PymooProblem):
+class _ZDT(_PymooProblem):
+    """The ZDT family: two objectives, both minimised, reference point (1.1, 1.1)."""
+
+    _n_obj = 2
+    metrics: ClassVar[dict[str, tuple[str, str]]] = {"f1": ("min", ""), "f2": ("min", "")}
+    reference_point: ClassVar[tuple[float, ...]] = (1.1, 1.1)
+
+
+class ZDT1(_ZDT):
     """Convex two-objective front f2 = 1 - sqrt(f1)."""
 
     _problem_name = "zdt1"
-    _n_obj = 2
-    metrics: ClassVar[dict[str, tuple[str, str]]] = {"f1": ("min", ""), "f2": ("min", "")}
-    reference_point: ClassVar[tuple[float, ...]] = (1.1, 1.1)
 
 
-class ZDT2(_PymooProblem):
+class ZDT2(_ZDT):
     """Concave two-objective front f2 = 1 - f1^2."""
 
     _problem_name = "zdt2"
-    _n_obj = 2
-    metrics: ClassVar[dict[str, tuple[str, str]]] = {"f1": ("min", ""), "f2": ("min", "")}
-    reference_point: ClassVar[tuple[float, ...]] = (1.1, 1.1)
 
 
-class ZDT3(_PymooProblem):
+class ZDT3(_ZDT):
     """Disconnected front in five pieces; f2 goes negative (down to about -0.77)."""
 
     _problem_name = "zdt3"
-    _n_obj = 2
-    metrics: ClassVar[dict[str, tuple[str, str]]] = {"f1": ("min", ""), "f2": ("min", "")}
-    reference_point: ClassVar[tuple[float, ...]] = (1.1, 1.1)
 
     def true_front(self, n_points: int = 200) -> np.ndarray:
         if n_points < 5:
