@@ -44,9 +44,11 @@ def head(tmp_path: Path) -> Iterator[str]:
     address = f"http://127.0.0.1:{dashboard}"
     try:
         deadline = time.monotonic() + 120
+        # ready means a job runs: the dashboard answers before its job agent is up
         while subprocess.run(
-            [BIN / "ray", "job", "list", "--address", address], env=ray_env(), capture_output=True
-        ).returncode:
+            [BIN / "ray", "job", "submit", "--address", address, "--", "true"],
+            env=ray_env(), capture_output=True,
+        ).returncode:  # fmt: skip
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"Ray head did not come up:\n{(tmp_path / 'head.log').read_text()}")
             time.sleep(1)
