@@ -30,6 +30,7 @@ integration: $(STAMP)
 test: lint unit integration
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python benchmarks/pareto.py
 
 clean:

@@ -34,6 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="ray",
         help="ray: trials on Ray Tune workers (default); local: one by one in this process",
     )
+    p.add_argument("--store", help="also publish the trials to this event store (the API serves its front)")
 
     p = sub.add_parser("front", help="print the Pareto front stored in a results folder")
     p.add_argument("results", type=Path)
@@ -52,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "validate":
             return _validate(args.spec)
         if args.command == "explore":
-            return _explore(args.spec, args.out, args.resume, not args.no_progress, args.backend)
+            return _explore(args)
         if args.command == "simulate":
             return _simulate(args)
         return _front(args.results)
@@ -72,16 +73,17 @@ def _validate(path: Path) -> int:
     return 0
 
 
-def _explore(path: Path, out: Path | None, resume: bool, progress: bool, backend: str) -> int:
+def _explore(args: argparse.Namespace) -> int:
     from engine.explore import default_out_dir, explore
 
-    spec = load_spec(path)
+    spec = load_spec(args.spec)
     summary = explore(
         spec,
-        out or default_out_dir(spec),
-        resume=resume,
-        progress=progress,
-        backend="local" if backend == "local" else "ray",
+        args.out or default_out_dir(spec),
+        resume=args.resume,
+        progress=not args.no_progress,
+        backend="local" if args.backend == "local" else "ray",
+        store=args.store,
     )
     print(
         f"{spec.name}: {summary.trials} trials ({summary.completed} completed, "
@@ -93,6 +95,8 @@ def _explore(path: Path, out: Path | None, resume: bool, progress: bool, backend
     print(f"results: {out_dir / 'trials.parquet'}")
     print(f"         {out_dir / 'front.parquet'}")
     print(f"         {out_dir / 'summary.json'}")
+    if args.store:
+        print(f"published to {args.store}")
     return 0 if summary.completed else 1
 
 

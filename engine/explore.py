@@ -10,6 +10,8 @@ from tqdm import tqdm
 
 from engine.config import ExperimentSpec
 from engine.exploration import Exploration, Summary, evaluate
+from engine.fronts import publish
+from engine.store import EventStore
 
 __all__ = ["default_out_dir", "explore", "run_local"]
 
@@ -25,11 +27,14 @@ def explore(
     resume: bool = False,
     progress: bool = True,
     backend: Literal["ray", "local"] = "ray",
+    store: str | None = None,
 ) -> Summary:
     """Explore `spec`; everything finished is journaled before it counts.
 
     `backend="ray"` runs trials on Ray Tune workers; `"local"` runs them one by one in
     this process (for debugging, and as the baseline the benchmarks compare Tune with).
+    `store`: an event store URL the finished trials are also published to, even when the
+    run is interrupted (the HTTP API serves the front from there).
     """
     out = Path(out_dir) if out_dir is not None else default_out_dir(spec)
     objective = spec.objective.build()  # fail here with the objective's message, not per trial
@@ -47,6 +52,8 @@ def explore(
         bar.close()
         summary = exploration.write()
         exploration.close()
+        if store is not None:
+            publish(EventStore(store), spec, exploration.results)
     return summary
 
 

@@ -34,11 +34,14 @@ __all__ = [
     "Suggestion",
     "UnknownExperiment",
     "UnknownSuggestion",
+    "routing_key",
+    "shard_of",
 ]
 
 MAX_ID = 256
 GAP_S = 10.0  # how long a missing feedback seq may still turn up (PostgreSQL commit order)
 MAX_CONTEXT = 128
+MAX_FEATURES = 64
 
 
 class OnlineError(ValueError):
@@ -234,6 +237,10 @@ class OnlineEngine:
             stored = context
         else:
             features = [float(v) for v in context]
+            if not 0 < len(features) <= MAX_FEATURES:
+                raise InvalidRequest(
+                    f"context features have {len(features)} values; send 1 to {MAX_FEATURES}"
+                )
             context = self._cluster_label(exp, features)
             stored = {"label": context, "features": features}
         user = self._user(exp, user_id, now)
@@ -241,7 +248,7 @@ class OnlineEngine:
         pending = [p for c, p, expires in user.pending.values() if c == (context or "") and expires > now]
         params = exp.model.suggest(rater, user.history(context), context, exp.rng, pending)
         suggestion = Suggestion(
-            suggestion_id=uuid.uuid4().hex,
+            suggestion_id=routing_key(experiment, user_id) + uuid.uuid4().hex,
             experiment=experiment,
             user_id=user_id,
             context=context,
@@ -267,15 +274,20 @@ class OnlineEngine:
         feedback: Feedback,
         idempotency_key: str | None = None,
         now: float | None = None,
+        experiment: str | None = None,
     ) -> Literal["recorded", "duplicate"]:
-        """Store feedback (durably, then learn from it); a repeat of a key is a no-op."""
+        """Store feedback (durably, then learn from it); a repeat of a key is a no-op.
+
+        `experiment`, when given, must be the suggestion's (an HTTP path names it).
+        """
         _check_id("suggestion_id", suggestion_id)
         if idempotency_key is not None:
             _check_id("idempotency_key", idempotency_key)
         now = time.time() if now is None else now
         suggestion = self.store.suggestion(suggestion_id)
-        if suggestion is None:
-            raise UnknownSuggestion(f"suggestion {suggestion_id!r} is unknown; ask /suggest for one")
+        if suggestion is None or experiment not in (None, suggestion["experiment"]):
+            where = f" in experiment {experiment!r}" if experiment else ""
+            raise UnknownSuggestion(f"suggestion {suggestion_id!r} is unknown{where}; ask /suggest for one")
         key = idempotency_key or _content_key(suggestion_id, feedback)
         if self.store.feedback_for(key) is not None:
             return "duplicate"
@@ -319,6 +331,24 @@ class OnlineEngine:
             "calibration": {"bias": rater.bias(exp.model.priors), "scale": rater.scale(exp.model.priors)},
             "contexts": contexts,
         }
+
+
+def routing_key(experiment: str, user_id: str) -> str:
+    """16 hex digits that pick the user's shard; stable across processes (unlike hash()).
+
+    Suggestion ids start with it, so feedback is routed to the shard that made the
+    suggestion without a store lookup.
+    """
+    digest = hashlib.blake2b(f"{experiment}\0{user_id}".encode(), digest_size=8).digest()
+    return digest.hex()
+
+
+def shard_of(key: str, shards: int) -> int:
+    """The shard for a routing key, or for a suggestion id (which starts with one)."""
+    try:
+        return int(key[:16], 16) % shards
+    except ValueError:  # not one of ours: any shard answers "unknown suggestion"
+        return 0
 
 
 def context_label(stored: str | dict[str, Any] | None) -> str | None:

@@ -105,7 +105,7 @@ def default_store_url() -> str:
     if url:
         return url
     DEFAULT_STORE.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{DEFAULT_STORE}"
+    return f"sqlite:///{DEFAULT_STORE.resolve()}"  # absolute: Ray workers may run elsewhere
 
 
 class EventStore:

@@ -102,7 +102,7 @@ class Vectorize(ImageObjective):
     }
     # Every extreme combination of these ranges was traced on the bundled samples without
     # error (vtracer 0.6.15); see vtracer_params for the values that do crash it.
-    default_max_side: ClassVar[int] = 128
+    default_max_side: ClassVar[int] = 256
     space: ClassVar[dict[str, dict[str, Any]]] = {
         "colormode": {"type": "categorical", "choices": ["color", "binary"]},
         "hierarchical": {"type": "categorical", "choices": ["stacked", "cutout"]},

@@ -8,7 +8,7 @@ feedback key), and a retried suggest only leaves an extra suggestion that expire
 
 from __future__ import annotations
 
-import hashlib
+import threading
 from dataclasses import asdict
 from typing import Any
 
@@ -17,34 +17,56 @@ import ray
 from engine.config import ExperimentSpec
 from engine.feedback import Feedback
 from engine.ray.runtime import ensure_ray
-from engine.service import OnlineEngine, Suggestion
+from engine.service import OnlineEngine, OnlineError, Suggestion, routing_key, shard_of
 from engine.store import EventStore
 
-__all__ = ["ShardActor", "ShardRouter", "shard_index"]
+__all__ = ["Shard", "ShardActor", "ShardRouter", "shard_index"]
 
 
-def shard_index(experiment: str, key: str, shards: int) -> int:
-    """Stable across processes and restarts (Python's hash() is salted per process)."""
-    digest = hashlib.blake2b(f"{experiment}\0{key}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % shards
+def shard_index(experiment: str, user_id: str, shards: int) -> int:
+    return shard_of(routing_key(experiment, user_id), shards)
 
 
-@ray.remote(max_restarts=-1, max_task_retries=3, num_cpus=0)
-class ShardActor:
+class Shard:
+    """An OnlineEngine behind plain, picklable calls: a Ray actor here, a Serve deployment
+    in `deployments`. Calls are serialised by a lock: the engine is not thread-safe."""
+
     def __init__(self, store_url: str, options: dict[str, Any]) -> None:
         self.engine = OnlineEngine(EventStore(store_url), **options)
+        self._lock = threading.Lock()
 
-    def suggest(self, experiment: str, user_id: str, context: str | None) -> dict[str, Any]:
-        return asdict(self.engine.suggest(experiment, user_id, context))
+    def suggest(self, experiment: str, user_id: str, context: str | list[float] | None) -> dict[str, Any]:
+        with self._lock:
+            return asdict(self.engine.suggest(experiment, user_id, context))
 
-    def feedback(self, suggestion_id: str, feedback: dict[str, Any], idempotency_key: str | None) -> str:
-        return self.engine.feedback(suggestion_id, Feedback.model_validate(feedback), idempotency_key)
+    def feedback(
+        self,
+        suggestion_id: str,
+        feedback: dict[str, Any],
+        idempotency_key: str | None,
+        experiment: str | None = None,
+    ) -> str:
+        fb = Feedback.model_validate(feedback)
+        with self._lock:
+            return self.engine.feedback(suggestion_id, fb, idempotency_key, experiment=experiment)
 
     def profile(self, experiment: str, user_id: str) -> dict[str, Any]:
-        return self.engine.profile(experiment, user_id)
+        with self._lock:
+            return self.engine.profile(experiment, user_id)
 
     def ping(self) -> bool:
         return True
+
+    def call(self, method: str, *args: Any) -> dict[str, Any]:
+        """`{"ok": result}`, or `{"error": message, "status": http_status}` for a request the
+        engine refuses: an answer, not an exception Ray and Serve would log as a crash."""
+        try:
+            return {"ok": getattr(self, method)(*args)}
+        except OnlineError as e:
+            return {"error": str(e), "status": e.status}
+
+
+ShardActor: Any = ray.remote(max_restarts=-1, max_task_retries=3, num_cpus=0)(Shard)
 
 
 class ShardRouter:
@@ -55,7 +77,7 @@ class ShardRouter:
             raise ValueError(f"shards={shards} must be at least 1")
         ensure_ray()
         self.store = EventStore(store_url)
-        self.shards = [ShardActor.remote(store_url, options) for _ in range(shards)]  # type: ignore[attr-defined]
+        self.shards = [ShardActor.remote(store_url, options) for _ in range(shards)]
         ray.get([s.ping.remote() for s in self.shards])
 
     def register(self, spec: ExperimentSpec) -> bool:
@@ -64,14 +86,13 @@ class ShardRouter:
     def _shard(self, experiment: str, user_id: str) -> Any:
         return self.shards[shard_index(experiment, user_id, len(self.shards))]
 
-    def suggest(self, experiment: str, user_id: str, context: str | None = None) -> Suggestion:
+    def suggest(self, experiment: str, user_id: str, context: str | list[float] | None = None) -> Suggestion:
         row = ray.get(self._shard(experiment, user_id).suggest.remote(experiment, user_id, context))
         return Suggestion(**row)
 
     def feedback(self, suggestion_id: str, feedback: Feedback, idempotency_key: str | None = None) -> str:
-        """Written by the user's shard, which learns it at once (others read it later)."""
-        known = self.store.suggestion(suggestion_id)
-        shard = self._shard(known["experiment"], known["user_id"]) if known else self.shards[0]
+        """Written by the user's shard (the id says which), which learns it at once."""
+        shard = self.shards[shard_of(suggestion_id, len(self.shards))]
         result: str = ray.get(shard.feedback.remote(suggestion_id, feedback.model_dump(), idempotency_key))
         return result
 

@@ -1,4 +1,4 @@
-"""Our exploration plugged into Ray Tune: a Tune `Searcher` and a function trainable.
+"""Our exploration plugged into Ray Tune: a Tune `Searcher` and a class trainable.
 
 Tune schedules trials on workers, limits concurrency and applies per-trial resources;
 the Exploration (engine core) decides what to run and records what happened.
@@ -31,10 +31,25 @@ def _objective(spec: ObjectiveSpec) -> Any:
     return _objectives[key]
 
 
-def evaluate_trial(config: dict[str, Any], objective: ObjectiveSpec) -> None:
-    """Tune trainable: evaluate once and report; an objective error is data, not a crash."""
-    result = evaluate(_objective(objective), config)
-    tune.report({_RESULT_KEY: json.dumps(dataclasses.asdict(result), default=float)})
+class EvaluateTrial(tune.Trainable):
+    """One evaluation per trial; `reset_config` lets Tune reuse the actor for the next one.
+
+    A class trainable, not a function: Tune runs a function trainable in a fresh thread per
+    trial and hands its result over through queues, which costs more than a cheap objective.
+    An objective error is data (a failed TrialResult), not a crashed trial.
+    """
+
+    def setup(self, config: dict[str, Any], objective: ObjectiveSpec | None = None) -> None:
+        if objective is None:
+            raise TypeError("EvaluateTrial needs its objective: wrap it with tune.with_parameters")
+        self.objective = _objective(objective)
+
+    def reset_config(self, new_config: dict[str, Any]) -> bool:
+        return True
+
+    def step(self) -> dict[str, Any]:
+        result = evaluate(self.objective, self.config)
+        return {_RESULT_KEY: json.dumps(dataclasses.asdict(result), default=float), "done": True}
 
 
 class TuneSearcher(Searcher):
@@ -85,7 +100,7 @@ def run_on_tune(exploration: Exploration) -> None:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     ensure_ray()
     trainable = tune.with_resources(
-        tune.with_parameters(evaluate_trial, objective=spec.objective),
+        tune.with_parameters(EvaluateTrial, objective=spec.objective),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
     )
     runs = exploration.out_dir / "tune"
@@ -104,6 +119,8 @@ def run_on_tune(exploration: Exploration) -> None:
             storage_path=str(runs.resolve()),
             verbose=0,
             log_to_file=False,
+            # the journal is the record; a Tune checkpoint per trial would only cost disk writes
+            checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False),
         ),
     )
     # Tune's result grid looks for the per-trial logs we turned off; it only warns.

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -39,3 +41,47 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@dataclass(frozen=True)
+class Served:
+    """The Serve apps the API tests talk to over real HTTP."""
+
+    base: str  # the main app, admin token ADMIN_TOKEN
+    noadmin: str  # an app started without a token, leases of 1 s and no grace window
+    store_url: str
+
+
+ADMIN_TOKEN = "test-admin-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def served(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    from ray import serve
+
+    from deployments.app import AppArgs, app_builder
+
+    store_url = f"sqlite:///{tmp_path_factory.mktemp('serve') / 'store.db'}"
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    os.environ["FRONTIER_ADMIN_TOKEN"] = ADMIN_TOKEN
+    try:
+        main = app_builder(
+            AppArgs(store_url=store_url, experiments=["configs/genai.yaml"], ingress_replicas=2)
+        )
+    finally:
+        del os.environ["FRONTIER_ADMIN_TOKEN"]
+    serve.run(main, name="frontier", route_prefix="/")
+    short = AppArgs(
+        store_url=store_url, experiments=[], shards=1, ingress_replicas=1, lease_s=1.0, grace_s=0.0
+    )
+    serve.run(app_builder(short), name="noadmin", route_prefix="/noadmin")
+    base = f"http://127.0.0.1:{port}"
+    yield Served(base=base, noadmin=f"{base}/noadmin", store_url=store_url)
+    serve.shutdown()

@@ -1,0 +1,110 @@
+"""The HTTP API's request and response bodies; FastAPI turns them into /openapi.json."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from engine.feedback import Feedback
+from engine.service import MAX_CONTEXT, MAX_FEATURES, MAX_ID
+
+__all__ = [
+    "ContextFeatures",
+    "ErrorBody",
+    "ExperimentInfo",
+    "FeedbackAck",
+    "FeedbackRequest",
+    "FrontPoint",
+    "Health",
+    "ParetoFront",
+    "SuggestRequest",
+    "SuggestionOut",
+]
+
+Id = Field(min_length=1, max_length=MAX_ID, pattern=r"\S")
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ContextFeatures(_Body):
+    """A context described by numbers (for `vectorize`, the image features); clustered online."""
+
+    features: list[float] = Field(min_length=1, max_length=MAX_FEATURES)
+
+    @field_validator("features")
+    @classmethod
+    def _finite(cls, v: list[float]) -> list[float]:
+        if not all(math.isfinite(x) for x in v):
+            raise ValueError("features must be finite numbers")
+        return v
+
+
+class SuggestRequest(_Body):
+    user_id: str = Id
+    context: str | ContextFeatures | None = Field(
+        default=None, description="a context label, or {'features': [...]} to be clustered"
+    )
+
+    @field_validator("context")
+    @classmethod
+    def _label(cls, v: str | ContextFeatures | None) -> str | ContextFeatures | None:
+        if isinstance(v, str) and not (0 < len(v) <= MAX_CONTEXT and v.strip()):
+            raise ValueError(f"a context label has 1 to {MAX_CONTEXT} characters, not only spaces")
+        return v
+
+    def engine_context(self) -> str | list[float] | None:
+        return self.context.features if isinstance(self.context, ContextFeatures) else self.context
+
+
+class SuggestionOut(_Body):
+    suggestion_id: str
+    params: dict[str, Any]
+    variant: str
+    expires_at: float = Field(description="Unix time after which the lease ends")
+    context: str | None = Field(description="the context label used (a cluster's for features)")
+
+
+class FeedbackRequest(Feedback):
+    """A rating, a signal and/or measured metrics on one suggestion."""
+
+    suggestion_id: str = Id
+    idempotency_key: str | None = Field(
+        default=None, min_length=1, max_length=MAX_ID, description="a retry with the same key is a no-op"
+    )
+
+
+class FeedbackAck(_Body):
+    status: Literal["recorded", "duplicate"]
+    suggestion_id: str
+
+
+class ExperimentInfo(_Body):
+    name: str
+    spec: dict[str, Any]
+
+
+class FrontPoint(_Body):
+    trial_id: str
+    params: dict[str, Any]
+    metrics: dict[str, float]
+
+
+class ParetoFront(_Body):
+    experiment: str
+    trials: int = Field(description="published offline trials (`frontier explore --store`)")
+    reference_point: dict[str, float]
+    hypervolume: float
+    front: list[FrontPoint]
+
+
+class Health(_Body):
+    status: Literal["ok"]
+    shards: int
+
+
+class ErrorBody(BaseModel):
+    detail: Any

@@ -1,0 +1,128 @@
+"""`FrontierClient`: the HTTP API from Python, retrying safely.
+
+Feedback carries an idempotency key (generated when the caller gives none) that every
+retry repeats, so a retry after a lost response is a no-op on the server. A retried
+`suggest` may leave one extra suggestion behind; it expires without harm.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import requests
+
+__all__ = ["FrontierClient", "FrontierHTTPError"]
+
+RETRY_STATUS = {502, 503, 504}
+
+
+class FrontierHTTPError(RuntimeError):
+    """The server said no: `status` and the server's `detail`."""
+
+    def __init__(self, status: int, detail: Any) -> None:
+        super().__init__(f"HTTP {status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+class FrontierClient:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_s: float = 10.0,
+        retries: int = 5,
+        backoff_s: float = 0.2,
+        admin_token: str | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.session = requests.Session()
+        if admin_token:
+            self.session.headers["Authorization"] = f"Bearer {admin_token}"
+
+    def suggest(
+        self, experiment: str, user_id: str, context: str | Sequence[float] | None = None
+    ) -> dict[str, Any]:
+        """{suggestion_id, params, variant, expires_at, context}"""
+        body: dict[str, Any] = {"user_id": user_id}
+        if isinstance(context, str):
+            body["context"] = context
+        elif context is not None:
+            body["context"] = {"features": [float(v) for v in context]}
+        result: dict[str, Any] = self._call("POST", f"/v1/experiments/{experiment}/suggest", body)
+        return result
+
+    def feedback(
+        self,
+        experiment: str,
+        suggestion_id: str,
+        *,
+        rating: int | None = None,
+        signal: str | None = None,
+        metrics: Mapping[str, float] | None = None,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """'recorded', or 'duplicate' when this key was stored before."""
+        body = {
+            "suggestion_id": suggestion_id,
+            "rating": rating,
+            "signal": signal,
+            "metrics": dict(metrics) if metrics else None,
+            "idempotency_key": idempotency_key or uuid.uuid4().hex,
+        }
+        body = {k: v for k, v in body.items() if v is not None}
+        result: dict[str, Any] = self._call("POST", f"/v1/experiments/{experiment}/feedback", body)
+        return str(result["status"])
+
+    def pareto(self, experiment: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/v1/experiments/{experiment}/pareto")
+        return result
+
+    def profile(self, experiment: str, user_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/v1/experiments/{experiment}/users/{user_id}")
+        return result
+
+    def experiments(self) -> list[str]:
+        result: list[str] = self._call("GET", "/v1/experiments")
+        return result
+
+    def create_experiment(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """Admin: needs the client's `admin_token`."""
+        result: dict[str, Any] = self._call("POST", "/v1/experiments", dict(spec))
+        return result
+
+    def healthy(self) -> bool:
+        try:
+            return self.session.get(f"{self.base_url}/healthz", timeout=self.timeout_s).ok
+        except requests.RequestException:
+            return False
+
+    def _call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        """Retry connection failures and 502/503/504 with the same body; raise other errors."""
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            try:
+                r = self.session.request(method, self.base_url + path, json=body, timeout=self.timeout_s)
+            except (requests.ConnectionError, requests.Timeout):
+                if last:
+                    raise
+            else:
+                if r.status_code < 400:
+                    return r.json()
+                if r.status_code not in RETRY_STATUS or last:
+                    raise FrontierHTTPError(r.status_code, _detail(r))
+            time.sleep(self.backoff_s * 2**attempt)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _detail(r: requests.Response) -> Any:
+    try:
+        return r.json().get("detail", r.text)
+    except ValueError:
+        return r.text

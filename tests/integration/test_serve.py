@@ -1,0 +1,182 @@
+"""The HTTP API on a local Ray Serve: every endpoint, every status code, the admin rules."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+from engine.config import load_spec, parse_spec
+from engine.explore import explore
+from engine.fronts import publish
+from engine.store import EventStore
+from objectives.users import SPACE
+from tests.integration.conftest import ADMIN_TOKEN, Served
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def post(url: str, body: Any, **kw: Any) -> requests.Response:
+    """JSON as Python writes it: NaN and Infinity included, as careless clients send them."""
+    headers = {"Content-Type": "application/json", **kw.pop("headers", {})}
+    return requests.post(url, data=json.dumps(body), headers=headers, timeout=30, **kw)
+
+
+def suggest(served: Served, user: str, context: Any = "portrait") -> dict[str, Any]:
+    r = post(f"{served.base}/v1/experiments/genai/suggest", {"user_id": user, "context": context})
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def counts(served: Served) -> dict[str, int]:
+    store = EventStore(served.store_url)
+    return {t: len(list(store.events(t))) for t in ("experiments", "suggestions", "feedback")}
+
+
+def test_health_and_experiments(served: Served) -> None:
+    health = requests.get(f"{served.base}/healthz", timeout=30)
+    assert health.status_code == 200 and health.json() == {"status": "ok", "shards": 2}
+    assert "genai" in requests.get(f"{served.base}/v1/experiments", timeout=30).json()
+    one = requests.get(f"{served.base}/v1/experiments/genai", timeout=30)
+    assert one.status_code == 200
+    assert one.json()["spec"] == load_spec("configs/genai.yaml").model_dump(mode="json")
+    assert requests.get(f"{served.base}/v1/experiments/nope", timeout=30).status_code == 404
+
+
+def test_admin_rules(served: Served) -> None:
+    spec = yaml.safe_load(Path("configs/genai.yaml").read_text()) | {"name": "genai-admin-test"}
+    url = f"{served.base}/v1/experiments"
+    missing = post(url, spec)
+    assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
+    assert post(url, spec, headers={"Authorization": "Bearer wrong"}).status_code == 403
+    assert post(url, spec, headers={"Authorization": f"Bearer {ADMIN_TOKEN}x"}).status_code == 403
+    created = post(url, spec, headers=ADMIN)
+    assert created.status_code == 201 and created.json()["name"] == "genai-admin-test"
+    assert parse_spec(created.json()["spec"]).name == "genai-admin-test"
+    assert post(url, spec, headers=ADMIN).status_code == 409
+    bad = post(url, spec | {"searcher": {"name": "simulated-annealing"}, "name": "other"}, headers=ADMIN)
+    assert bad.status_code == 422 and "searcher" in bad.text
+    # an app started without FRONTIER_ADMIN_TOKEN keeps its admin endpoints shut, token or not
+    for headers in ({}, ADMIN, {"Authorization": "Bearer "}):
+        assert post(f"{served.noadmin}/v1/experiments", spec, headers=headers).status_code == 403
+    assert requests.get(f"{served.base}/v1/experiments/genai-admin-test", timeout=30).status_code == 200
+
+
+def test_suggest_returns_a_lease_on_params_inside_the_space(served: Served) -> None:
+    before = time.time()
+    s = suggest(served, "alice")
+    assert set(s) == {"suggestion_id", "params", "variant", "expires_at", "context"}
+    assert s["context"] == "portrait" and s["variant"] == "default"
+    assert s["expires_at"] > before
+    assert s["params"]["provider"] in SPACE["provider"]["choices"]
+    for name in ("init_strength", "guidance_scale", "controlnet_weight"):
+        assert SPACE[name]["low"] <= s["params"][name] <= SPACE[name]["high"]
+    clustered = suggest(served, "alice", {"features": [120.0, 0.3, 5.1, 65536.0]})
+    assert clustered["context"].startswith("cluster-")
+    # concurrent (pending) suggestions for one user differ
+    assert suggest(served, "bob")["params"] != suggest(served, "bob")["params"]
+
+
+def test_feedback_status_codes(served: Served) -> None:
+    s = suggest(served, "carol")
+    url = f"{served.base}/v1/experiments/genai/feedback"
+    body = {"suggestion_id": s["suggestion_id"], "rating": 4, "idempotency_key": "carol-1"}
+    first = post(url, body)
+    assert first.status_code == 202 and first.json()["status"] == "recorded"
+    again = post(url, body)
+    assert again.status_code == 200 and again.json()["status"] == "duplicate"
+    signal = post(
+        url, {"suggestion_id": s["suggestion_id"], "signal": "super_like", "metrics": {"speed": 900.0}}
+    )
+    assert signal.status_code == 202
+    assert post(url, {"suggestion_id": "f" * 48, "rating": 3}).status_code == 404
+    other = post(f"{served.base}/v1/experiments/genai-admin-test/feedback", body | {"idempotency_key": "x"})
+    assert other.status_code == 404  # the suggestion belongs to another experiment
+
+
+def test_bad_input_is_422_and_changes_nothing(served: Served) -> None:
+    s = suggest(served, "dave")
+    before = counts(served)
+    fb = f"{served.base}/v1/experiments/genai/feedback"
+    sg = f"{served.base}/v1/experiments/genai/suggest"
+    for body in (
+        {"suggestion_id": s["suggestion_id"], "rating": 0},
+        {"suggestion_id": s["suggestion_id"], "rating": 6},
+        {"suggestion_id": s["suggestion_id"]},
+        {"suggestion_id": s["suggestion_id"], "signal": "meh"},
+        {"suggestion_id": s["suggestion_id"], "metrics": {"speed": float("nan")}},
+        {"suggestion_id": s["suggestion_id"], "rating": 3, "extra": 1},
+    ):
+        assert post(fb, body).status_code == 422, body
+    for body in (
+        {"user_id": ""},
+        {"user_id": "u" * 10_000_000},
+        {"user_id": "eve", "context": {"features": [1.0, float("inf")]}},
+        {"user_id": "eve", "context": {"features": [1.0, 2.0]}},  # not the stored dimension
+        {"user_id": "eve", "context": ""},
+        {"user_id": "eve", "surprise": True},
+    ):
+        assert post(sg, body).status_code == 422, str(body)[:80]
+    assert post(f"{served.base}/v1/experiments/nope/suggest", {"user_id": "eve"}).status_code == 404
+    assert counts(served) == before
+
+
+def test_feedback_after_the_grace_window_is_410(served: Served) -> None:
+    r = post(f"{served.noadmin}/v1/experiments/genai/suggest", {"user_id": "late"})
+    assert r.status_code == 200
+    time.sleep(1.5)  # the noadmin app leases for 1 s with no grace: this suggestion has lapsed
+    late = post(
+        f"{served.noadmin}/v1/experiments/genai/feedback",
+        {"suggestion_id": r.json()["suggestion_id"], "rating": 5},
+    )
+    assert late.status_code == 410 and "grace" in late.json()["detail"]
+
+
+def test_profile_reflects_feedback(served: Served) -> None:
+    for stars in (5, 4, 5):
+        s = suggest(served, "frank")
+        post(
+            f"{served.base}/v1/experiments/genai/feedback",
+            {"suggestion_id": s["suggestion_id"], "rating": stars},
+        )
+    profile = requests.get(f"{served.base}/v1/experiments/genai/users/frank", timeout=30).json()
+    assert profile["samples"] == 3
+    assert profile["contexts"]["portrait"]["samples"] == 3
+    assert set(profile["calibration"]) == {"bias", "scale"}
+    assert 0.0 <= profile["contexts"]["portrait"]["confidence"] <= 1.0
+    assert requests.get(f"{served.base}/v1/experiments/nope/users/frank", timeout=30).status_code == 404
+
+
+def test_pareto_serves_the_published_front(served: Served, tmp_path: Any) -> None:
+    data = {
+        "name": "zdt1-served",
+        "objective": {"ref": "objectives.synthetic:ZDT1"},
+        "metrics": [
+            {"name": "f1", "direction": "min", "reference": 1.1},
+            {"name": "f2", "direction": "min", "reference": 6.0},
+        ],
+        "searcher": {"name": "random"},
+        "budget": {"trials": 40},
+        "preference": {"f1": 1.0, "f2": 1.0},
+    }
+    spec = parse_spec(data)
+    explore(spec, tmp_path, progress=False, backend="local", store=served.store_url)
+    body = requests.get(f"{served.base}/v1/experiments/zdt1-served/pareto", timeout=30).json()
+    trials = list(EventStore(served.store_url).events("trials", experiment="zdt1-served"))
+    assert body["trials"] == 40 == len(trials)
+    points = {t["trial_id"]: (t["metrics"]["f1"], t["metrics"]["f2"]) for t in trials}
+    dominated = {
+        i
+        for i, (a1, a2) in points.items()
+        for b1, b2 in points.values()
+        if b1 <= a1 and b2 <= a2 and (b1, b2) != (a1, a2)
+    }
+    assert {p["trial_id"] for p in body["front"]} == set(points) - dominated
+    assert body["reference_point"] == {"f1": 1.1, "f2": 6.0}
+    assert body["hypervolume"] > 0
+    assert publish(EventStore(served.store_url), spec, []) == 0  # re-publishing adds nothing
+    assert requests.get(f"{served.base}/v1/experiments/nope/pareto", timeout=30).status_code == 404
