@@ -69,7 +69,7 @@ def served(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
     store_url = f"sqlite:///{tmp_path_factory.mktemp('serve') / 'store.db'}"
     port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config={"log_level": "WARNING"})
     os.environ["FRONTIER_ADMIN_TOKEN"] = ADMIN_TOKEN
     try:
         main = app_builder(
@@ -77,11 +77,12 @@ def served(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> Itera
         )
     finally:
         del os.environ["FRONTIER_ADMIN_TOKEN"]
-    serve.run(main, name="frontier", route_prefix="/")
+    quiet = {"log_level": "WARNING"}  # no access log line per request in the test output
+    serve.run(main, name="frontier", route_prefix="/", logging_config=quiet)
     short = AppArgs(
         store_url=store_url, experiments=[], shards=1, ingress_replicas=1, lease_s=1.0, grace_s=0.0
     )
-    serve.run(app_builder(short), name="noadmin", route_prefix="/noadmin")
+    serve.run(app_builder(short), name="noadmin", route_prefix="/noadmin", logging_config=quiet)
     base = f"http://127.0.0.1:{port}"
     yield Served(base=base, noadmin=f"{base}/noadmin", store_url=store_url)
     serve.shutdown()
