@@ -84,9 +84,7 @@ def test_killing_replicas_loses_no_acknowledged_feedback(served: Served) -> None
         shard_recovery = load.wait_for(10, on_shard0)
         kill_replica("frontier", "FrontierAPI")
         ingress_recovery = load.wait_for(20)
-    print(
-        f"answers again: {shard_recovery:.1f}s after a shard kill, {ingress_recovery:.1f}s after an ingress one"
-    )
+    print(f"recovered {shard_recovery:.1f}s after the shard kill, {ingress_recovery:.1f}s after the ingress")
     stored = {row["idempotency_key"] for row in EventStore(served.store_url).events("feedback")}
     missing = [key for key, _ in load.acked if key not in stored]
     assert len(load.acked) >= 50 and not missing
