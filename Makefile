@@ -13,8 +13,8 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	rm -rf results/demo/vectorize
-	$(BIN)/frontier explore configs/vectorize.yaml --out results/demo/vectorize
+	rm -rf results/demo
+	$(BIN)/python -m deployments.demo --out results/demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

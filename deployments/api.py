@@ -165,7 +165,7 @@ class FrontierAPI:
     )
     async def feedback(self, name: ExperimentName, body: FeedbackRequest, response: Response) -> FeedbackAck:
         """202 once durably stored; 200 when this feedback was stored before (a no-op)."""
-        fb = Feedback(rating=body.rating, signal=body.signal, metrics=body.metrics)
+        fb = Feedback.model_validate(body.model_dump(exclude={"suggestion_id", "idempotency_key"}))
         index = shard_of(body.suggestion_id, len(self.shards))
         args = (body.suggestion_id, fb.model_dump(), body.idempotency_key, name)
         status = await self._shard(index, "feedback", *args)

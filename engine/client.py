@@ -10,11 +10,14 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import requests
 
-__all__ = ["FrontierClient", "FrontierHTTPError"]
+from engine.feedback import Feedback
+
+__all__ = ["FrontierClient", "FrontierHTTPError", "HttpOnline"]
 
 RETRY_STATUS = {502, 503, 504}
 
@@ -66,6 +69,8 @@ class FrontierClient:
         rating: int | None = None,
         signal: str | None = None,
         metrics: Mapping[str, float] | None = None,
+        time_to_accept_s: float | None = None,
+        retries: int | None = None,
         idempotency_key: str | None = None,
     ) -> str:
         """'recorded', or 'duplicate' when this key was stored before."""
@@ -74,6 +79,8 @@ class FrontierClient:
             "rating": rating,
             "signal": signal,
             "metrics": dict(metrics) if metrics else None,
+            "time_to_accept_s": time_to_accept_s,
+            "retries": retries,
             "idempotency_key": idempotency_key or uuid.uuid4().hex,
         }
         body = {k: v for k, v in body.items() if v is not None}
@@ -119,6 +126,41 @@ class FrontierClient:
                     raise FrontierHTTPError(r.status_code, _detail(r))
             time.sleep(self.backoff_s * 2**attempt)
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+class HttpSuggestion(SimpleNamespace):
+    """A suggestion's fields as attributes, like engine.service.Suggestion."""
+
+    suggestion_id: str
+    params: dict[str, Any]
+
+
+class HttpOnline:
+    """The client with the in-process engine's call shapes, so `drive_users` runs over HTTP."""
+
+    def __init__(self, client: FrontierClient) -> None:
+        self.client = client
+        self._experiment: dict[str, str] = {}  # suggestion id -> experiment (the URL needs it)
+
+    def suggest(self, experiment: str, user_id: str, context: str | None = None) -> HttpSuggestion:
+        s = self.client.suggest(experiment, user_id, context)
+        self._experiment[s["suggestion_id"]] = experiment
+        return HttpSuggestion(**s)
+
+    def feedback(self, suggestion_id: str, feedback: Feedback, idempotency_key: str | None = None) -> str:
+        return self.client.feedback(
+            self._experiment.pop(suggestion_id),
+            suggestion_id,
+            rating=feedback.rating,
+            signal=feedback.signal,
+            metrics=feedback.metrics,
+            time_to_accept_s=feedback.time_to_accept_s,
+            retries=feedback.retries,
+            idempotency_key=idempotency_key,
+        )
+
+    def profile(self, experiment: str, user_id: str) -> dict[str, Any]:
+        return self.client.profile(experiment, user_id)
 
 
 def _detail(r: requests.Response) -> Any:

@@ -177,7 +177,9 @@ class OnlineEngine:
 
     @staticmethod
     def _reward(spec: ExperimentSpec, row: dict[str, Any]) -> float | None:
-        fb = Feedback(rating=row["rating"], signal=row["signal"], metrics=row["metrics"])
+        fb = Feedback(
+            rating=row["rating"], signal=row["signal"], metrics=row["metrics"], **(row["implicit"] or {})
+        )
         quality = quality_reward(fb)
         if quality is None:
             return None
@@ -304,6 +306,7 @@ class OnlineEngine:
             rating=feedback.rating,
             signal=feedback.signal,
             metrics=feedback.metrics,
+            implicit=feedback.implicit() or None,
         )
         if not stored:
             return "duplicate"

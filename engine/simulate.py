@@ -9,8 +9,10 @@ user's hidden taste. "Ratings to target" is when that score first reaches 4.5 st
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -19,7 +21,10 @@ from tqdm import tqdm
 from engine.config import ExperimentSpec
 from engine.feedback import Feedback
 
-__all__ = ["SimulationResult", "simulate"]
+if TYPE_CHECKING:
+    from objectives.users import SimulatedUser
+
+__all__ = ["OnlineAPI", "SimulationResult", "drive_users", "simulate"]
 
 TARGET_STARS = 4.5
 
@@ -56,16 +61,42 @@ def simulate(
     router = ShardRouter(store_url, shards=shards)
     router.register(spec)
     people = population(users, seed=spec.seed)
+    table, to_target = drive_users(router, spec.name, people, rounds, context, progress)
+    table.to_parquet(out_dir / "simulation.parquet", index=False)
+    for name in ("suggestions", "feedback"):
+        router.store.export(name, out_dir / f"{name}.parquet")
+    return SimulationResult(table, to_target, out_dir)
+
+
+class OnlineAPI(Protocol):
+    """What simulated users talk to: Ray shards in process, or the HTTP API."""
+
+    def suggest(self, experiment: str, user_id: str, context: str | None = None) -> Any: ...
+
+    def feedback(self, suggestion_id: str, feedback: Feedback, idempotency_key: str | None = None) -> str: ...
+
+    def profile(self, experiment: str, user_id: str) -> dict[str, Any]: ...
+
+
+def drive_users(
+    online: OnlineAPI,
+    experiment: str,
+    people: Sequence[SimulatedUser],
+    rounds: int,
+    context: str = "portrait",
+    progress: bool = True,
+) -> tuple[pd.DataFrame, pd.Series]:
+    """Rounds of suggest, rate, feedback; returns one row per rating and ratings to target."""
     rows = []
     with tqdm(
-        total=users * rounds, desc="simulate", unit="rating", file=sys.stderr, disable=not progress
+        total=len(people) * rounds, desc="simulate", unit="rating", file=sys.stderr, disable=not progress
     ) as bar:
         for r in range(1, rounds + 1):
             for u in people:
-                s = router.suggest(spec.name, u.user_id, context)
+                s = online.suggest(experiment, u.user_id, context)
                 stars = u.rate(s.params, context)
-                router.feedback(s.suggestion_id, Feedback(rating=stars), f"{s.suggestion_id}:sim")
-                best = router.profile(spec.name, u.user_id)["contexts"][context]["preferred"]
+                online.feedback(s.suggestion_id, Feedback(rating=stars), f"{s.suggestion_id}:sim")
+                best = online.profile(experiment, u.user_id)["contexts"][context]["preferred"]
                 rows.append(
                     {
                         "user_id": u.user_id,
@@ -76,11 +107,8 @@ def simulate(
                     }
                 )
                 bar.update()
-            bar.set_postfix(mean_stars=f"{np.mean([x['stars'] for x in rows[-users:]]):.2f}")
+            bar.set_postfix(mean_stars=f"{np.mean([x['stars'] for x in rows[-len(people) :]]):.2f}")
     table = pd.DataFrame(rows)
     reached = table[table["recommended_stars"] >= TARGET_STARS].groupby("user_id")["round"].min()
     to_target = reached.reindex([u.user_id for u in people]).fillna(rounds + 1).astype(int)
-    table.to_parquet(out_dir / "simulation.parquet", index=False)
-    for name in ("suggestions", "feedback"):
-        router.store.export(name, out_dir / f"{name}.parquet")
-    return SimulationResult(table, to_target, out_dir)
+    return table, to_target

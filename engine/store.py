@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 
 __all__ = ["SCHEMA_VERSION", "TABLES", "EventStore", "StoreError", "default_store_url"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: feedback.implicit
 DEFAULT_STORE = Path("results") / "frontier.db"
 
 metadata = sa.MetaData()
@@ -71,6 +71,7 @@ feedback = _events(
     sa.Column("rating", sa.Float),
     sa.Column("signal", sa.String(32)),
     sa.Column("metrics", sa.JSON),
+    sa.Column("implicit", sa.JSON),  # time_to_accept_s, retries (schema version 2)
 )
 trials = _events(
     "trials",
@@ -128,6 +129,9 @@ class EventStore:
             found = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
             if found is None:
                 _insert_ignore(conn, meta, [{"key": "schema_version", "value": str(SCHEMA_VERSION)}])
+            elif int(found) == 1:  # append-only upgrade: a new nullable column, nothing rewritten
+                conn.execute(sa.text("ALTER TABLE feedback ADD COLUMN implicit JSON"))
+                conn.execute(meta.update().where(meta.c.key == "schema_version").values(value="2"))
             elif int(found) > SCHEMA_VERSION:
                 raise StoreError(
                     f"the store at {self.url!r} has schema version {found}, newer than this "

@@ -97,6 +97,32 @@ def test_reopening_sees_everything_and_schema_is_versioned(store_url: str) -> No
         EventStore(store_url)
 
 
+def test_a_version_1_store_is_upgraded_in_place(store_url: str) -> None:
+    store = EventStore(store_url)
+    store.add_suggestion(**suggestion(0))
+    with store.engine.begin() as conn:  # what version 1 wrote: no implicit column
+        conn.execute(sa.text("ALTER TABLE feedback DROP COLUMN implicit"))
+        conn.execute(sa.text("UPDATE frontier_meta SET value = '1' WHERE key = 'schema_version'"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO feedback (idempotency_key, suggestion_id, experiment, user_id, rating, "
+                "recorded_at) VALUES ('old', 's0', 'genai', 'u0', 4, 0)"
+            )
+        )
+    store.close()
+    upgraded = EventStore(store_url)
+    assert upgraded.feedback_for("old")["implicit"] is None  # type: ignore[index]
+    assert upgraded.add_feedback(
+        idempotency_key="new", suggestion_id="s0", experiment="genai", user_id="u0", implicit={"retries": 2.0}
+    )
+    assert upgraded.feedback_for("new")["implicit"] == {"retries": 2.0}  # type: ignore[index]
+    with upgraded.engine.connect() as conn:
+        version = conn.execute(
+            sa.text("SELECT value FROM frontier_meta WHERE key = 'schema_version'")
+        ).scalar()
+    assert version == str(SCHEMA_VERSION)
+
+
 def test_export_to_parquet(store_url: str, tmp_path: Path) -> None:
     store = EventStore(store_url)
     for i in range(3):

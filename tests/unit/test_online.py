@@ -90,9 +90,16 @@ def test_feedback_mapping_and_validation() -> None:
         {"metrics": {"latency_ms": float("nan")}},
         {},
         {"signal": "meh"},
+        {"retries": -1},
+        {"time_to_accept_s": float("inf")},
     ):
         with pytest.raises(ValidationError):
             Feedback.model_validate(bad)
+    # implicit signals: a quick accept or no re-generation is good, weighing half a rating
+    quick, slow_accept = Feedback(time_to_accept_s=0.0), Feedback(time_to_accept_s=120.0)
+    assert quality_reward(quick) == pytest.approx(0.5) and quality_reward(slow_accept) < 0  # type: ignore[operator]
+    assert [quality_reward(Feedback(retries=r)) for r in (0, 1, 2, 3, 9)] == [0.5, 0, -0.5, -1, -1]
+    assert quality_reward(Feedback(rating=1, retries=0)) == pytest.approx((-1 + 0.5 * 0.5) / 1.5)
     weights, refs = {"quality": 0.6, "speed": 0.3, "cost": 0.1}, {"speed": 4000.0, "cost": 0.01}
     fast = utility(0.5, {"latency_ms": 1000.0, "cost": 0.01}, weights, refs)
     slow = utility(0.5, {"latency_ms": 8000.0, "cost": 0.01}, weights, refs)

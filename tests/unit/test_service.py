@@ -122,3 +122,13 @@ def test_feature_contexts_are_clustered_and_replayed(engine: OnlineEngine) -> No
     assert set(restarted.profile("genai", "dave")["contexts"]) == {a.context}
     with pytest.raises(InvalidRequest, match="features"):
         engine.suggest("genai", "dave", [1.0, float("nan"), 2.0, 3.0, 4.0])
+
+
+def test_implicit_signals_are_stored_and_learnt(engine: OnlineEngine) -> None:
+    s = engine.suggest("genai", "gina", "portrait")
+    assert engine.feedback(s.suggestion_id, Feedback(time_to_accept_s=2.5, retries=1)) == "recorded"
+    stored = engine.store.feedback_for(next(iter(engine.store.events("feedback")))["idempotency_key"])
+    assert stored is not None and stored["implicit"] == {"time_to_accept_s": 2.5, "retries": 1.0}
+    assert engine.profile("genai", "gina")["samples"] == 1
+    restarted = OnlineEngine(EventStore(engine.store.url))
+    assert restarted.profile("genai", "gina") == engine.profile("genai", "gina")

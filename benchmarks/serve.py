@@ -1,0 +1,252 @@
+"""Serve benchmark: suggest + feedback through the HTTP API, against a no-op floor.
+
+For concurrency 1, 8 and 32 (client threads, each with its own HTTP session), every
+thread repeats: POST suggest, then POST feedback (a rating) on that suggestion. The same
+loop runs against
+  - the Frontier app (FastAPI ingress -> shard deployment -> engine -> SQLite store),
+  - a no-op Serve app with the same routes and bodies that does nothing (the floor),
+and, at concurrency 1, the engine called in process (no Ray, no HTTP).
+Latency is per request (p50/p99 in ms), throughput is suggest+feedback pairs per second.
+The client threads run on the same two cores as the server: throughput is what one
+machine does with both, not the server alone.
+
+    .venv/bin/python benchmarks/serve.py            # writes benchmarks/results/serve.md
+"""
+
+# No `from __future__ import annotations`: FastAPI resolves the no-op routes' annotations
+# at runtime in the replica, where postponed names cannot be found.
+
+import argparse
+import datetime
+import logging
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import requests
+from fastapi import FastAPI, Request
+from ray import serve
+from ray.serve import Deployment
+from reporting import command_line, cpu_model, load_text, log, md_row
+
+from engine.config import load_spec
+from engine.feedback import Feedback
+from engine.service import OnlineEngine
+from engine.store import EventStore
+
+ROOT = Path(__file__).resolve().parent.parent
+CONCURRENCY = (1, 8, 32)
+REPLICAS = 2  # ingress replicas of both apps
+
+
+@dataclass
+class Run:
+    target: str
+    concurrency: int
+    suggest_ms: list[float]
+    feedback_ms: list[float]
+    pairs: int
+    wall_s: float
+
+    @property
+    def throughput(self) -> float:
+        return self.pairs / self.wall_s
+
+    def cells(self) -> list[str]:
+        s, f = np.array(self.suggest_ms), np.array(self.feedback_ms)
+        return [
+            self.target,
+            str(self.concurrency),
+            f"{np.percentile(s, 50):.1f}",
+            f"{np.percentile(s, 99):.1f}",
+            f"{np.percentile(f, 50):.1f}",
+            f"{np.percentile(f, 99):.1f}",
+            f"{self.throughput:.0f}",
+        ]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+noop = FastAPI()
+
+
+@serve.deployment(num_replicas=REPLICAS, max_ongoing_requests=64, ray_actor_options={"num_cpus": 0})
+@serve.ingress(noop)
+class Noop:
+    """The floor: same paths, same JSON in and out, no work."""
+
+    @noop.post("/v1/experiments/{name}/suggest")
+    async def suggest(self, request: Request) -> dict[str, Any]:
+        await request.json()
+        return {"suggestion_id": "0" * 48, "params": {}, "variant": "default", "expires_at": 0.0}
+
+    @noop.post("/v1/experiments/{name}/feedback", status_code=202)
+    async def feedback(self, request: Request) -> dict[str, Any]:
+        body = await request.json()
+        return {"status": "recorded", "suggestion_id": body.get("suggestion_id")}
+
+
+def start_apps(store_url: str) -> tuple[str, str]:
+    """The Frontier app at /, the no-op floor at /noop; returns their base URLs."""
+    import ray
+
+    from deployments.app import AppArgs, app_builder
+
+    ray.init(num_cpus=2, logging_level=logging.WARNING, include_dashboard=False, log_to_driver=False)
+    port = free_port()
+    quiet = {"log_level": "WARNING"}
+    serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=quiet)
+    args = AppArgs(store_url=store_url, experiments=["configs/genai.yaml"], ingress_replicas=REPLICAS)
+    serve.run(app_builder(args), name="frontier", route_prefix="/", logging_config=quiet)
+
+    serve.run(cast(Deployment, Noop).bind(), name="noop", route_prefix="/noop", logging_config=quiet)
+    base = f"http://127.0.0.1:{port}"
+    return base, f"{base}/noop"
+
+
+def http_pair(base: str) -> Callable[[requests.Session, str, int], tuple[float, float]]:
+    def pair(session: requests.Session, user: str, n: int) -> tuple[float, float]:
+        t0 = time.perf_counter()
+        r = session.post(
+            f"{base}/v1/experiments/genai/suggest", json={"user_id": user, "context": "portrait"}
+        )
+        t1 = time.perf_counter()
+        r.raise_for_status()
+        body = {
+            "suggestion_id": r.json()["suggestion_id"],
+            "rating": 1 + n % 5,
+            "idempotency_key": f"{user}:{n}",
+        }
+        session.post(f"{base}/v1/experiments/genai/feedback", json=body).raise_for_status()
+        return (t1 - t0) * 1000, (time.perf_counter() - t1) * 1000
+
+    return pair
+
+
+def drive(
+    target: str,
+    pair: Callable[[requests.Session, str, int], tuple[float, float]],
+    concurrency: int,
+    pairs_per_thread: int,
+    tag: str,
+) -> Run:
+    suggest_ms: list[float] = []
+    feedback_ms: list[float] = []
+    lock = threading.Lock()
+
+    def worker(t: int) -> None:
+        session = requests.Session()
+        for n in range(pairs_per_thread):
+            s, f = pair(session, f"{tag}-{t}-{n % 10}", n)
+            with lock:
+                suggest_ms.append(s)
+                feedback_ms.append(f)
+
+    for t in range(concurrency):  # warm-up: connections, replica code paths
+        pair(requests.Session(), f"{tag}-warm-{t}", 0)
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(concurrency)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - start
+    return Run(target, concurrency, suggest_ms, feedback_ms, concurrency * pairs_per_thread, wall)
+
+
+def in_process(store_url: str, pairs: int) -> Run:
+    engine = OnlineEngine(EventStore(store_url))
+    engine.register(load_spec(ROOT / "configs" / "genai.yaml"))
+    suggest_ms, feedback_ms = [], []
+    start = time.perf_counter()
+    for n in range(pairs):
+        t0 = time.perf_counter()
+        s = engine.suggest("genai", f"inproc-{n % 10}", "portrait")
+        t1 = time.perf_counter()
+        engine.feedback(s.suggestion_id, Feedback(rating=1 + n % 5), f"inproc:{n}")
+        suggest_ms.append((t1 - t0) * 1000)
+        feedback_ms.append((time.perf_counter() - t1) * 1000)
+    return Run(
+        "engine in process (no Ray, no HTTP)", 1, suggest_ms, feedback_ms, pairs, time.perf_counter() - start
+    )
+
+
+def report(runs: Sequence[Run], started: datetime.datetime, total_s: float, pairs: int) -> str:
+    by = {(r.target.split(" ")[0], r.concurrency): r for r in runs}
+    lines = [
+        "# Serve benchmark",
+        "",
+        f"- date: {started:%Y-%m-%d %H:%M} (local time)",
+        f"- machine: nproc=2, CPU: {cpu_model()}; client threads share the cores with the server",
+        f"- command: `{command_line()}`",
+        f"- each client thread runs {pairs} suggest+feedback pairs (after one warm-up pair); "
+        "SQLite store; 2 shards; 2 ingress replicas for both apps",
+        "",
+        md_row(
+            [
+                "target",
+                "concurrency",
+                "suggest p50 ms",
+                "suggest p99 ms",
+                "feedback p50 ms",
+                "feedback p99 ms",
+                "pairs/s",
+            ]
+        ),
+        md_row(["---"] * 7),
+        *[md_row(r.cells()) for r in runs],
+        "",
+    ]
+    floor1, ours1 = by[("no-op", 1)], by[("frontier", 1)]
+    gap = statistics.median(ours1.suggest_ms) - statistics.median(floor1.suggest_ms)
+    ratio = by[("frontier", 32)].throughput / by[("no-op", 32)].throughput
+    lines += [
+        f"**Suggest p50 at concurrency 1: {gap:+.1f} ms over the floor** "
+        f"({'meets' if gap <= 2 else 'misses'} the ≤ 2 ms target).",
+        "",
+        f"**Throughput at concurrency 32: {ratio:.0%} of the floor's** "
+        f"({'meets' if ratio >= 0.7 else 'misses'} the ≥ 70% target).",
+        "",
+        f"Total runtime: {total_s / 60:.1f} min; load average at the end: {load_text()}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--pairs", type=int, default=100, help="pairs per client thread")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "serve.md")
+    args = parser.parse_args(argv)
+    started, t0 = datetime.datetime.now(), time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp:
+        runs = [in_process(f"sqlite:///{tmp}/inproc.db", args.pairs)]
+        log(f"in process: suggest p50 {statistics.median(runs[0].suggest_ms):.2f} ms")
+        frontier, noop = start_apps(f"sqlite:///{tmp}/serve.db")
+        for c in CONCURRENCY:
+            for name, base in (("no-op floor", noop), ("frontier app", frontier)):
+                pairs = max(10, args.pairs // max(1, c // 4))  # bounded total time at 32 threads
+                runs.append(drive(name, http_pair(base), c, pairs, f"{name[:4]}-c{c}"))
+                log(f"{name} c={c}: {runs[-1].throughput:.0f} pairs/s")
+    text = report(runs, started, time.perf_counter() - t0, args.pairs)
+    print(text)
+    args.out.write_text(text)
+    log(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
