@@ -27,6 +27,7 @@ from deployments.schemas import (
     FeedbackRequest,
     Health,
     ParetoFront,
+    Preferences,
     SuggestionOut,
     SuggestRequest,
 )
@@ -176,6 +177,22 @@ class FrontierAPI:
     @api.get("/v1/experiments/{name}/pareto", response_model=ParetoFront, responses=_errors(404))
     def pareto(self, name: ExperimentName) -> ParetoFront:
         return ParetoFront.model_validate(front_report(self.store, self._spec(name)))
+
+    @api.put(
+        "/v1/experiments/{name}/users/{user_id}/preferences",
+        response_model=Preferences,
+        responses=_errors(404, 422, 503),
+    )
+    async def set_preferences(
+        self,
+        name: ExperimentName,
+        user_id: Annotated[str, Path(min_length=1, max_length=256)],
+        body: Preferences,
+    ) -> Preferences:
+        """The user's weights over quality/speed/cost; their past feedback is re-scored with them."""
+        index = shard_of(routing_key(name, user_id), len(self.shards))
+        weights = await self._shard(index, "set_preferences", name, user_id, body.weights)
+        return Preferences(weights=weights)
 
     @api.get("/v1/experiments/{name}/users/{user_id}", responses=_errors(404, 422, 503))
     async def profile(

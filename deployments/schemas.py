@@ -19,6 +19,7 @@ __all__ = [
     "FrontPoint",
     "Health",
     "ParetoFront",
+    "Preferences",
     "SuggestRequest",
     "SuggestionOut",
 ]
@@ -75,6 +76,19 @@ class FeedbackRequest(Feedback):
     idempotency_key: str | None = Field(
         default=None, min_length=1, max_length=MAX_ID, description="a retry with the same key is a no-op"
     )
+
+
+class Preferences(_Body):
+    """A user's own weights over the experiment's metrics (missing ones weigh 0)."""
+
+    weights: dict[str, float] = Field(min_length=1, max_length=16)
+
+    @field_validator("weights")
+    @classmethod
+    def _finite(cls, v: dict[str, float]) -> dict[str, float]:
+        if not all(math.isfinite(w) and w >= 0 for w in v.values()) or not sum(v.values()) > 0:
+            raise ValueError("weights must be finite, >= 0 and not all 0")
+        return v
 
 
 class FeedbackAck(_Body):

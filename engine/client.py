@@ -95,6 +95,14 @@ class FrontierClient:
         result: dict[str, Any] = self._call("GET", f"/v1/experiments/{experiment}/users/{user_id}")
         return result
 
+    def set_preferences(
+        self, experiment: str, user_id: str, weights: Mapping[str, float]
+    ) -> dict[str, float]:
+        """The user's own weights over the experiment's metrics; returns them as stored."""
+        path = f"/v1/experiments/{experiment}/users/{user_id}/preferences"
+        result: dict[str, float] = self._call("PUT", path, {"weights": dict(weights)})["weights"]
+        return result
+
     def experiments(self) -> list[str]:
         result: list[str] = self._call("GET", "/v1/experiments")
         return result

@@ -231,11 +231,16 @@ class OnlineModel:
         context: str | None,
         params: Mapping[str, Any],
         reward: float,
+        own_reward: float | None = None,
     ) -> None:
-        """One rating of this user: to the population, and to their own history."""
+        """One rating of this user: to the population, and to their own history.
+
+        `own_reward`: the reward under the user's own preference weights, when they set
+        some; the population learns every user on the experiment's weights.
+        """
         self.learn(rater, context, params, reward)
         x, arm = self.encoding.encode(params)
-        history.add(x, arm, reward)
+        history.add(x, arm, reward if own_reward is None else own_reward)
 
     # -- predicting -------------------------------------------------------------------------
 

@@ -83,6 +83,7 @@ class _User:
 
     histories: dict[str, UserHistory] = field(default_factory=dict)
     pending: dict[str, tuple[str, dict[str, Any], float]] = field(default_factory=dict)
+    weights: dict[str, float] | None = None  # the user's own preference weights, if set
 
     def history(self, context: str | None) -> UserHistory:
         return self.histories.setdefault(context or "", UserHistory())
@@ -171,12 +172,16 @@ class OnlineEngine:
         rater = exp.raters.setdefault(row["user_id"], Rater())
         if user is not None:
             label = context_label(row["context"])
-            exp.model.observe(rater, user.history(label), label, row["params"], reward)
+            own = self._reward(exp.spec, row, user.weights) if user.weights else None
+            exp.model.observe(rater, user.history(label), label, row["params"], reward, own)
         else:
             exp.model.learn(rater, context_label(row["context"]), row["params"], reward)
 
     @staticmethod
-    def _reward(spec: ExperimentSpec, row: dict[str, Any]) -> float | None:
+    def _reward(
+        spec: ExperimentSpec, row: dict[str, Any], weights: dict[str, float] | None = None
+    ) -> float | None:
+        """The row's utility under `weights` (default: the experiment's preference)."""
         fb = Feedback(
             rating=row["rating"], signal=row["signal"], metrics=row["metrics"], **(row["implicit"] or {})
         )
@@ -184,7 +189,7 @@ class OnlineEngine:
         if quality is None:
             return None
         references = {m.name: m.reference for m in spec.metrics}
-        return utility(quality, row["metrics"], spec.weights(), references)
+        return utility(quality, row["metrics"], weights or spec.weights(), references)
 
     def _user(self, exp: _Experiment, user_id: str, now: float) -> _User:
         """The user's state from memory, or rebuilt from the store (and cached, LRU)."""
@@ -192,11 +197,11 @@ class OnlineEngine:
         if user is not None:
             exp.users.move_to_end(user_id)
             return user
-        user = _User()
+        user = _User(weights=self.store.preferences(exp.spec.name, user_id))
         for row in self.store.feedback_since(exp.spec.name, 0, user_id=user_id):
             if not exp.applied(row["seq"]):
                 continue  # the population has not seen it yet: the next sync applies it
-            reward = self._reward(exp.spec, row)
+            reward = self._reward(exp.spec, row, user.weights)
             if reward is not None:
                 x, arm = exp.model.encoding.encode(row["params"])
                 user.history(context_label(row["context"])).add(x, arm, reward)
@@ -313,6 +318,23 @@ class OnlineEngine:
         self._experiment(suggestion["experiment"])  # syncs: the model learns it now
         return "recorded"
 
+    def set_preferences(self, experiment: str, user_id: str, weights: dict[str, float]) -> dict[str, float]:
+        """Store a user's own weights over the experiment's metrics; their past feedback is
+        re-scored with them (the population keeps learning on the experiment's weights)."""
+        _check_id("user_id", user_id)
+        exp = self._experiment(experiment)
+        names = [m.name for m in exp.spec.metrics]
+        unknown = sorted(set(weights) - set(names))
+        if unknown:
+            raise InvalidRequest(f"weights name {unknown}, which are not metrics of {experiment!r}: {names}")
+        if any(not np.isfinite(w) or w < 0 for w in weights.values()) or not sum(weights.values()) > 0:
+            raise InvalidRequest(f"weights {weights} must be finite, >= 0 and not all 0")
+        full = {name: float(weights.get(name, 0.0)) for name in names}
+        key = f"{experiment}:{user_id}:{uuid.uuid4().hex}"
+        self.store.add_preferences(idempotency_key=key, experiment=experiment, user_id=user_id, weights=full)
+        exp.users.pop(user_id, None)  # rebuilt on next use, its history re-scored
+        return full
+
     def profile(self, experiment: str, user_id: str) -> dict[str, Any]:
         """What we know of a user: samples, calibration, preferred settings, confidence."""
         _check_id("user_id", user_id)
@@ -331,6 +353,7 @@ class OnlineEngine:
         return {
             "user_id": user_id,
             "samples": sum(len(h) for h in user.histories.values()),
+            "weights": user.weights or exp.spec.weights(),
             "calibration": {"bias": rater.bias(exp.model.priors), "scale": rater.scale(exp.model.priors)},
             "contexts": contexts,
         }

@@ -82,6 +82,12 @@ trials = _events(
     sa.Column("metrics", sa.JSON),
     sa.Column("error", sa.Text),
 )
+preferences = _events(  # schema version 2; a new table needs no upgrade step
+    "preferences",
+    sa.Column("experiment", sa.String(64), nullable=False, index=True),
+    sa.Column("user_id", sa.String(256), nullable=False, index=True),
+    sa.Column("weights", sa.JSON, nullable=False),
+)
 variant_changes = _events(
     "variant_changes",
     sa.Column("experiment", sa.String(64), nullable=False, index=True),
@@ -92,7 +98,7 @@ variant_changes = _events(
 )
 
 TABLES: dict[str, sa.Table] = {
-    t.name: t for t in (experiments, suggestions, feedback, trials, variant_changes)
+    t.name: t for t in (experiments, suggestions, feedback, trials, preferences, variant_changes)
 }
 
 
@@ -153,6 +159,21 @@ class EventStore:
         """Store finished trials; the key is `experiment/trial_id`. Returns how many were new."""
         keyed = [{"idempotency_key": f"{r['experiment']}/{r['trial_id']}", **r} for r in rows]
         return self._append(trials, keyed)
+
+    def add_preferences(self, **row: Any) -> bool:
+        return self._append(preferences, [row]) == 1
+
+    def preferences(self, experiment: str, user_id: str) -> dict[str, float] | None:
+        """The user's latest preference weights, or None when they set none."""
+        query = (
+            sa.select(preferences.c.weights)
+            .where(preferences.c.experiment == experiment, preferences.c.user_id == user_id)
+            .order_by(preferences.c.seq.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            found = conn.execute(query).scalar()
+        return dict(found) if found is not None else None
 
     def add_variant_change(self, **row: Any) -> bool:
         return self._append(variant_changes, [row]) == 1

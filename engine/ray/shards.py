@@ -54,6 +54,10 @@ class Shard:
         with self._lock:
             return self.engine.profile(experiment, user_id)
 
+    def set_preferences(self, experiment: str, user_id: str, weights: dict[str, float]) -> dict[str, float]:
+        with self._lock:
+            return self.engine.set_preferences(experiment, user_id, weights)
+
     def ping(self) -> bool:
         return True
 

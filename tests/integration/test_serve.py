@@ -180,3 +180,21 @@ def test_pareto_serves_the_published_front(served: Served, tmp_path: Any) -> Non
     assert body["hypervolume"] > 0
     assert publish(EventStore(served.store_url), spec, []) == 0  # re-publishing adds nothing
     assert requests.get(f"{served.base}/v1/experiments/nope/pareto", timeout=30).status_code == 404
+
+
+def test_preferences_per_user(served: Served) -> None:
+    url = f"{served.base}/v1/experiments/genai/users/gwen/preferences"
+    r = requests.put(url, json={"weights": {"speed": 2.0, "quality": 1.0}}, timeout=30)
+    assert r.status_code == 200 and r.json()["weights"] == {"quality": 1.0, "speed": 2.0, "cost": 0.0}
+    profile = requests.get(f"{served.base}/v1/experiments/genai/users/gwen", timeout=30).json()
+    assert profile["weights"]["speed"] == 2.0
+    bad: list[dict[str, Any]] = [
+        {"weights": {"beauty": 1.0}},
+        {"weights": {"speed": -1.0}},
+        {"weights": {}},
+        {},
+    ]
+    for body in bad:
+        assert requests.put(url, json=body, timeout=30).status_code == 422, body
+    missing = requests.put(url.replace("/genai/", "/nope/"), json={"weights": {"speed": 1.0}}, timeout=30)
+    assert missing.status_code == 404

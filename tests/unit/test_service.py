@@ -132,3 +132,26 @@ def test_implicit_signals_are_stored_and_learnt(engine: OnlineEngine) -> None:
     assert engine.profile("genai", "gina")["samples"] == 1
     restarted = OnlineEngine(EventStore(engine.store.url))
     assert restarted.profile("genai", "gina") == engine.profile("genai", "gina")
+
+
+def test_preference_weights_per_user_rescore_their_feedback(engine: OnlineEngine) -> None:
+    assert engine.set_preferences("genai", "speedy", {"speed": 1.0}) == {
+        "quality": 0.0,
+        "speed": 1.0,
+        "cost": 0.0,
+    }
+    for user in ("speedy", "default"):  # the same middling, fast outcomes for both
+        for _ in range(3):
+            s = engine.suggest("genai", user, "portrait")
+            engine.feedback(s.suggestion_id, Feedback(rating=3, metrics={"latency_ms": 500.0}))
+    speedy, default = engine.profile("genai", "speedy"), engine.profile("genai", "default")
+    assert speedy["weights"]["speed"] == 1.0 and default["weights"] == SPEC.weights()
+    fast = speedy["contexts"]["portrait"]["expected_reward"]
+    assert fast > default["contexts"]["portrait"]["expected_reward"] + 0.3
+    restarted = OnlineEngine(EventStore(engine.store.url))
+    assert restarted.profile("genai", "speedy") == speedy
+    for bad in ({"beauty": 1.0}, {"speed": -1.0}, {"speed": 0.0}, {"speed": float("nan")}):
+        with pytest.raises(InvalidRequest, match="weights"):
+            engine.set_preferences("genai", "speedy", bad)
+    with pytest.raises(UnknownExperiment):
+        engine.set_preferences("nope", "speedy", {"speed": 1.0})
