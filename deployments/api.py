@@ -95,7 +95,7 @@ class FrontierAPI:
         """Call a shard, mapping engine errors to HTTP and retrying while it restarts."""
         for attempt in range(SHARD_ATTEMPTS):
             try:
-                answer = await self.shards[index].call.remote(method, *args)
+                answer = await self.shards[index].acall.remote(method, *args)
             except (ActorDiedError, ActorUnavailableError, RayActorError) as e:
                 log.warning("shard %d unavailable (attempt %d): %s", index, attempt + 1, type(e).__name__)
                 await asyncio.sleep(SHARD_BACKOFF_S * min(attempt + 1, 4))
