@@ -794,7 +794,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report)
     log(f"wrote {args.out}")
+    full = args.out.parent / "pareto.md"
+    if args.timings_only and full.exists():
+        full.write_text(splice_timings(full.read_text(), report, command_line(), started))
+        log(f"updated parts 2 and 3 of {full}")
     return 0
+
+
+def splice_timings(full: str, timings: str, command: str, when: datetime.datetime) -> str:
+    """The full report with parts 2 and 3 taken from a newer `--timings-only` report."""
+
+    def parts(text: str) -> str:
+        return text[text.index("## 2.") : text.index("## Notes")]
+
+    stamp = f"- parts 2 and 3 re-measured {when:%Y-%m-%d %H:%M} with `{command}` (pareto-timings.md)\n"
+    header_end = full.index("## 1.")
+    return (
+        full[:header_end].rstrip("\n")
+        + "\n"
+        + stamp
+        + "\n"
+        + full[header_end:].replace(parts(full), parts(timings))
+    )
 
 
 if __name__ == "__main__":
