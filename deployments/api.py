@@ -30,9 +30,9 @@ from deployments.schemas import (
     Preferences,
     SuggestionOut,
     SuggestRequest,
+    UserId,
 )
 from engine.config import ExperimentSpec, SpecError, parse_spec
-from engine.feedback import Feedback
 from engine.fronts import front_report
 from engine.service import routing_key, shard_of
 from engine.store import EventStore
@@ -166,9 +166,9 @@ class FrontierAPI:
     )
     async def feedback(self, name: ExperimentName, body: FeedbackRequest, response: Response) -> FeedbackAck:
         """202 once durably stored; 200 when this feedback was stored before (a no-op)."""
-        fb = Feedback.model_validate(body.model_dump(exclude={"suggestion_id", "idempotency_key"}))
+        feedback = body.model_dump(exclude={"suggestion_id", "idempotency_key"})  # a valid Feedback
         index = shard_of(body.suggestion_id, len(self.shards))
-        args = (body.suggestion_id, fb.model_dump(), body.idempotency_key, name)
+        args = (body.suggestion_id, feedback, body.idempotency_key, name)
         status = await self._shard(index, "feedback", *args)
         if status == "duplicate":
             response.status_code = 200
@@ -186,7 +186,7 @@ class FrontierAPI:
     async def set_preferences(
         self,
         name: ExperimentName,
-        user_id: Annotated[str, Path(min_length=1, max_length=256)],
+        user_id: Annotated[UserId, Path()],
         body: Preferences,
     ) -> Preferences:
         """The user's weights over quality/speed/cost; their past feedback is re-scored with them."""
@@ -195,9 +195,7 @@ class FrontierAPI:
         return Preferences(weights=weights)
 
     @api.get("/v1/experiments/{name}/users/{user_id}", responses=_errors(404, 422, 503))
-    async def profile(
-        self, name: ExperimentName, user_id: Annotated[str, Path(min_length=1, max_length=256)]
-    ) -> dict[str, Any]:
+    async def profile(self, name: ExperimentName, user_id: Annotated[UserId, Path()]) -> dict[str, Any]:
         """Samples, rater calibration, and per context the preferred settings and confidence."""
         index = shard_of(routing_key(name, user_id), len(self.shards))
         result: dict[str, Any] = await self._shard(index, "profile", name, user_id)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from engine.feedback import Feedback
 from engine.service import MAX_CONTEXT, MAX_FEATURES, MAX_ID
@@ -22,9 +21,11 @@ __all__ = [
     "Preferences",
     "SuggestRequest",
     "SuggestionOut",
+    "UserId",
 ]
 
 Id = Field(min_length=1, max_length=MAX_ID, pattern=r"\S")
+UserId = Annotated[str, Field(min_length=1, max_length=MAX_ID)]
 
 
 class _Body(BaseModel):
@@ -32,30 +33,21 @@ class _Body(BaseModel):
 
 
 class ContextFeatures(_Body):
-    """A context described by numbers (for `vectorize`, the image features); clustered online."""
+    """A context described by numbers (for `vectorize`, the image features); clustered online.
+
+    The engine refuses non-finite values and a length other than the experiment's (422)."""
 
     features: list[float] = Field(min_length=1, max_length=MAX_FEATURES)
 
-    @field_validator("features")
-    @classmethod
-    def _finite(cls, v: list[float]) -> list[float]:
-        if not all(math.isfinite(x) for x in v):
-            raise ValueError("features must be finite numbers")
-        return v
+
+ContextLabel = Annotated[str, Field(min_length=1, max_length=MAX_CONTEXT, pattern=r"\S")]
 
 
 class SuggestRequest(_Body):
     user_id: str = Id
-    context: str | ContextFeatures | None = Field(
+    context: ContextLabel | ContextFeatures | None = Field(
         default=None, description="a context label, or {'features': [...]} to be clustered"
     )
-
-    @field_validator("context")
-    @classmethod
-    def _label(cls, v: str | ContextFeatures | None) -> str | ContextFeatures | None:
-        if isinstance(v, str) and not (0 < len(v) <= MAX_CONTEXT and v.strip()):
-            raise ValueError(f"a context label has 1 to {MAX_CONTEXT} characters, not only spaces")
-        return v
 
     def engine_context(self) -> str | list[float] | None:
         return self.context.features if isinstance(self.context, ContextFeatures) else self.context
@@ -79,16 +71,10 @@ class FeedbackRequest(Feedback):
 
 
 class Preferences(_Body):
-    """A user's own weights over the experiment's metrics (missing ones weigh 0)."""
+    """A user's own weights over the experiment's metrics (missing ones weigh 0); the
+    engine refuses unknown metrics and weights that are negative, non-finite or all 0."""
 
     weights: dict[str, float] = Field(min_length=1, max_length=16)
-
-    @field_validator("weights")
-    @classmethod
-    def _finite(cls, v: dict[str, float]) -> dict[str, float]:
-        if not all(math.isfinite(w) and w >= 0 for w in v.values()) or not sum(v.values()) > 0:
-            raise ValueError("weights must be finite, >= 0 and not all 0")
-        return v
 
 
 class FeedbackAck(_Body):
