@@ -45,7 +45,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import optuna
-from reporting import command_line, cpu_model, load_text, log, md_row
+from reporting import command_line, cpu_model, load_text, log, md_row, notes_section
 from scipy.stats import wilcoxon
 from threadpoolctl import threadpool_limits
 
@@ -745,16 +745,14 @@ def part3_section(plan: Plan, memory: Memory) -> list[str]:
     ]
 
 
-def notes_section(plan: Plan, total_s: float) -> list[str]:
-    notes = [
+def plan_notes(plan: Plan) -> list[str]:
+    return [
         *plan.notes,
         "Part 1 runs two (method, seed) jobs at a time in a process pool on the two cores.",
         "Ratings reward ours as (stars - 3) / 2 (`engine.feedback.quality_reward`); skopt minimises "
         "-stars; Optuna maximises stars.",
         "Every method of a seed faces the same users: the same preferred points, biases and noise streams.",
     ]
-    ending = f"Total runtime: {total_s / 60:.1f} min; load average at the end: {load_text()}."
-    return ["", "## Notes", "", *[f"- {n}" for n in notes], "", ending]
 
 
 # -- main -----------------------------------------------------------------------------------
@@ -790,7 +788,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     lines += part2_section(plan, time_model(plan), time_service(plan))
     log("memory")
     lines += part3_section(plan, measure_memory(plan))
-    lines += notes_section(plan, time.perf_counter() - t0)
+    lines += notes_section(plan_notes(plan), time.perf_counter() - t0)
 
     report = "\n".join(lines) + "\n"
     print(report)

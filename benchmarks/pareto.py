@@ -40,7 +40,7 @@ from pymoo.algorithms.moo.nsga2 import NSGA2
 from pymoo.core.problem import ElementwiseProblem, Problem
 from pymoo.optimize import minimize
 from pymoo.problems import get_problem
-from reporting import command_line, cpu_model, load_text, log, md_row
+from reporting import command_line, cpu_model, load_text, log, md_row, notes_section
 from scipy.stats import mannwhitneyu
 from threadpoolctl import threadpool_limits
 
@@ -724,8 +724,8 @@ def part3_section(walls: Walls, plan: Plan) -> list[str]:
     ]
 
 
-def notes_section(plan: Plan, total_s: float) -> list[str]:
-    notes = [
+def plan_notes(plan: Plan) -> list[str]:
+    return [
         *plan.notes,
         "Every run evaluates one trial at a time (concurrency 1); the pool runs two jobs at once.",
         "Hypervolume for every method comes from engine.pareto (moocore): feasible points only, "
@@ -733,8 +733,6 @@ def notes_section(plan: Plan, total_s: float) -> list[str]:
         "Vectorize's speed metric is measured wall time, so that problem is noisy even for a "
         "fixed seed (two jobs share the machine).",
     ]
-    ending = f"Total runtime: {total_s / 60:.1f} min; load average at the end: {load_text()}."
-    return ["", "## Notes", "", *[f"- {n}" for n in notes], "", ending]
 
 
 # -- main -------------------------------------------------------------------------------------
@@ -787,7 +785,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     start_ray()
     lines += part2_section(measure_overhead(plan), plan)
     lines += part3_section(measure_speedup(plan), plan)
-    lines += notes_section(plan, time.perf_counter() - t0)
+    lines += notes_section(plan_notes(plan), time.perf_counter() - t0)
 
     report = "\n".join(lines) + "\n"
     print(report)

@@ -44,6 +44,12 @@ def load_text() -> str:
     return " / ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
+def notes_section(notes: Sequence[str], total_s: float) -> list[str]:
+    """The report's closing `## Notes` list, total runtime and the load at the end."""
+    ending = f"Total runtime: {total_s / 60:.1f} min; load average at the end: {load_text()}."
+    return ["", "## Notes", "", *[f"- {n}" for n in notes], "", ending]
+
+
 def log(message: str) -> None:
     """Progress on stderr, timestamped, so stdout stays the report."""
     print(f"{datetime.datetime.now():%H:%M:%S} {message}", file=sys.stderr, flush=True)
