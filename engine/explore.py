@@ -53,7 +53,9 @@ def explore(
         summary = exploration.write()
         exploration.close()
         if store is not None:
-            publish(EventStore(store), spec, exploration.results)
+            events = EventStore(store)
+            publish(events, spec, exploration.results)
+            events.close()
     return summary
 
 
