@@ -108,7 +108,7 @@ def start_apps(store_url: str) -> tuple[str, str]:
     port = free_port()
     quiet = {"log_level": "WARNING"}
     serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=quiet)
-    args = AppArgs(store_url=store_url, experiments=["configs/genai.yaml"], ingress_replicas=REPLICAS)
+    args = AppArgs(store_url=store_url, experiments=["configs/genai.yaml"], replicas=REPLICAS)
     serve.run(app_builder(args), name="frontier", route_prefix="/", logging_config=quiet)
 
     serve.run(cast(Deployment, Noop).bind(), name="noop", route_prefix="/noop", logging_config=quiet)

@@ -1,16 +1,21 @@
-"""The HTTP ingress: FastAPI routes on a Serve deployment, forwarding to the shards.
+"""The HTTP API: FastAPI routes on a Serve deployment whose replicas are the state shards.
 
-Replicas hold no state of their own: the online state lives in the shard deployments
-(one per shard, routed by the user's hash) and the event store, so any replica answers
-any request and a replica can die at any time.
+Each replica runs an `OnlineEngine` over the shared event store. Serve's consistent-hash
+router sends every request carrying `x-session-id` (the user's routing key: the first 16
+characters of their suggestion ids; `FrontierClient` sends it) to the replica that owns
+that key, so a user's state is warm in one replica's memory; a request without it, or one
+that lands elsewhere while replicas come and go, is still answered right, because every
+engine learns all acknowledged feedback and preference changes from the store before it
+answers. A replica can therefore die at any time: the store holds everything acknowledged.
+
+The engine is not thread-safe, so its routes are coroutines that never await while they
+use it: they run one at a time on the replica's event loop, without a thread hop.
 """
 
 # No `from __future__ import annotations` here: FastAPI resolves these annotations at runtime
 # on the class Serve rebuilds, where postponed names cannot be found.
 
-import asyncio
 import hmac
-import logging
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response
@@ -18,7 +23,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ray import serve
-from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
 from deployments.schemas import (
     ErrorBody,
@@ -33,16 +37,12 @@ from deployments.schemas import (
     UserId,
 )
 from engine.config import ExperimentSpec, SpecError, parse_spec
+from engine.feedback import Feedback
 from engine.fronts import front_report
-from engine.service import routing_key, shard_of
+from engine.service import OnlineEngine, OnlineError
 from engine.store import EventStore
 
 __all__ = ["FrontierAPI", "api"]
-
-log = logging.getLogger(__name__)
-
-SHARD_ATTEMPTS = 20  # a restarting shard comes back within seconds; retries are idempotent
-SHARD_BACKOFF_S = 0.25
 
 api = FastAPI(
     title="Frontier",
@@ -67,9 +67,10 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 @serve.deployment(max_ongoing_requests=64, ray_actor_options={"num_cpus": 0})
 @serve.ingress(api)
 class FrontierAPI:
-    def __init__(self, shards: list[Any], store_url: str, admin_token: str | None) -> None:
-        self.shards = shards
+    def __init__(self, store_url: str, engine_options: dict[str, Any], admin_token: str | None) -> None:
         self.store = EventStore(store_url)
+        self.engine = OnlineEngine(self.store, **engine_options)
+        self.engine.load_all()  # replay the store now: a replica is ready once it is warm
         self._token = admin_token.encode() if admin_token else None
 
     # -- helpers ---------------------------------------------------------------------------
@@ -91,29 +92,15 @@ class FrontierAPI:
             raise HTTPException(404, f"experiment {name!r} does not exist")
         return ExperimentSpec.model_validate(stored["spec"])
 
-    async def _shard(self, index: int, method: str, *args: Any) -> Any:
-        """Call a shard, mapping engine errors to HTTP and retrying while it restarts."""
-        for attempt in range(SHARD_ATTEMPTS):
-            try:
-                answer = await self.shards[index].acall.remote(method, *args)
-            except (ActorDiedError, ActorUnavailableError, RayActorError) as e:
-                log.warning("shard %d unavailable (attempt %d): %s", index, attempt + 1, type(e).__name__)
-                await asyncio.sleep(SHARD_BACKOFF_S * min(attempt + 1, 4))
-                continue
-            if "error" in answer:
-                raise HTTPException(answer["status"], answer["error"])
-            return answer["ok"]
-        raise HTTPException(503, f"shard {index} did not answer; retry the request")
-
     # -- routes ----------------------------------------------------------------------------
 
     @api.get("/healthz", response_model=Health, responses=_errors(503))
-    async def healthz(self) -> Health:
+    def healthz(self) -> Health:
         try:
-            await asyncio.wait_for(asyncio.gather(*(s.ping.remote() for s in self.shards)), timeout=5)
-        except Exception as e:  # any shard failure means not healthy, whatever its type
-            raise HTTPException(503, f"a shard is not answering: {type(e).__name__}") from None
-        return Health(status="ok", shards=len(self.shards))
+            self.store.experiment_names()
+        except Exception as e:  # whatever the driver raises, the store is not answering
+            raise HTTPException(503, f"the store is not answering: {type(e).__name__}") from None
+        return Health(status="ok")
 
     @api.get("/v1/experiments", response_model=list[str])
     def list_experiments(self) -> list[str]:
@@ -144,32 +131,36 @@ class FrontierAPI:
             raise HTTPException(409, f"experiment {parsed.name!r} exists already; pick another name")
         return ExperimentInfo(name=parsed.name, spec=parsed.model_dump(mode="json"))
 
-    @api.post(
-        "/v1/experiments/{name}/suggest", response_model=SuggestionOut, responses=_errors(404, 422, 503)
-    )
+    @api.post("/v1/experiments/{name}/suggest", response_model=SuggestionOut, responses=_errors(404, 422))
     async def suggest(self, name: ExperimentName, body: SuggestRequest) -> SuggestionOut:
-        index = shard_of(routing_key(name, body.user_id), len(self.shards))
-        row = await self._shard(index, "suggest", name, body.user_id, body.engine_context())
+        """Send `x-session-id: <routing key>` to reach the replica holding this user warm."""
+        try:
+            s = self.engine.suggest(name, body.user_id, body.engine_context())
+        except OnlineError as e:
+            raise HTTPException(e.status, str(e)) from None
         return SuggestionOut(
-            suggestion_id=row["suggestion_id"],
-            params=row["params"],
-            variant=row["variant"],
-            expires_at=row["expires_at"],
-            context=row["context"],
+            suggestion_id=s.suggestion_id,
+            params=s.params,
+            variant=s.variant,
+            expires_at=s.expires_at,
+            context=s.context,
         )
 
     @api.post(
         "/v1/experiments/{name}/feedback",
         status_code=202,
         response_model=FeedbackAck,
-        responses={**_errors(404, 410, 422, 503), 200: {"model": FeedbackAck, "description": "a duplicate"}},
+        responses={**_errors(404, 410, 422), 200: {"model": FeedbackAck, "description": "a duplicate"}},
     )
     async def feedback(self, name: ExperimentName, body: FeedbackRequest, response: Response) -> FeedbackAck:
         """202 once durably stored; 200 when this feedback was stored before (a no-op)."""
-        feedback = body.model_dump(exclude={"suggestion_id", "idempotency_key"})  # a valid Feedback
-        index = shard_of(body.suggestion_id, len(self.shards))
-        args = (body.suggestion_id, feedback, body.idempotency_key, name)
-        status = await self._shard(index, "feedback", *args)
+        fields = body.model_dump(exclude={"suggestion_id", "idempotency_key"})
+        try:
+            status = self.engine.feedback(
+                body.suggestion_id, Feedback.model_validate(fields), body.idempotency_key, experiment=name
+            )
+        except OnlineError as e:
+            raise HTTPException(e.status, str(e)) from None
         if status == "duplicate":
             response.status_code = 200
         return FeedbackAck(status=status, suggestion_id=body.suggestion_id)
@@ -181,7 +172,7 @@ class FrontierAPI:
     @api.put(
         "/v1/experiments/{name}/users/{user_id}/preferences",
         response_model=Preferences,
-        responses=_errors(404, 422, 503),
+        responses=_errors(404, 422),
     )
     async def set_preferences(
         self,
@@ -190,13 +181,15 @@ class FrontierAPI:
         body: Preferences,
     ) -> Preferences:
         """The user's weights over quality/speed/cost; their past feedback is re-scored with them."""
-        index = shard_of(routing_key(name, user_id), len(self.shards))
-        weights = await self._shard(index, "set_preferences", name, user_id, body.weights)
-        return Preferences(weights=weights)
+        try:
+            return Preferences(weights=self.engine.set_preferences(name, user_id, body.weights))
+        except OnlineError as e:
+            raise HTTPException(e.status, str(e)) from None
 
-    @api.get("/v1/experiments/{name}/users/{user_id}", responses=_errors(404, 422, 503))
+    @api.get("/v1/experiments/{name}/users/{user_id}", responses=_errors(404, 422))
     async def profile(self, name: ExperimentName, user_id: Annotated[UserId, Path()]) -> dict[str, Any]:
         """Samples, rater calibration, and per context the preferred settings and confidence."""
-        index = shard_of(routing_key(name, user_id), len(self.shards))
-        result: dict[str, Any] = await self._shard(index, "profile", name, user_id)
-        return result
+        try:
+            return self.engine.profile(name, user_id)
+        except OnlineError as e:
+            raise HTTPException(e.status, str(e)) from None

@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config={"log_level": "WARNING"})
-    app = app_builder(AppArgs(store_url=store_url, experiments=["configs/genai.yaml"], ingress_replicas=1))
+    app = app_builder(AppArgs(store_url=store_url, experiments=["configs/genai.yaml"], replicas=2))
     serve.run(app, name="frontier", route_prefix="/", logging_config={"log_level": "WARNING"})
     base = f"http://127.0.0.1:{port}"
     client = FrontierClient(base)

@@ -103,7 +103,6 @@ class ParetoFront(_Body):
 
 class Health(_Body):
     status: Literal["ok"]
-    shards: int
 
 
 class ErrorBody(BaseModel):

@@ -3,6 +3,9 @@
 Feedback carries an idempotency key (generated when the caller gives none) that every
 retry repeats, so a retry after a lost response is a no-op on the server. A retried
 `suggest` may leave one extra suggestion behind; it expires without harm.
+
+Every per-user call carries `x-session-id: <the user's routing key>`, so Serve routes all
+of a user's requests to the replica that holds their state in memory.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ from typing import Any
 import requests
 
 from engine.feedback import Feedback
+from engine.service import routing_key
 
-__all__ = ["FrontierClient", "FrontierHTTPError", "HttpOnline"]
+__all__ = ["SESSION_HEADER", "FrontierClient", "FrontierHTTPError", "HttpOnline"]
 
 RETRY_STATUS = {502, 503, 504}
+SESSION_HEADER = "x-session-id"  # Ray Serve's session affinity header (its default name)
 
 
 class FrontierHTTPError(RuntimeError):
@@ -58,7 +63,8 @@ class FrontierClient:
             body["context"] = context
         elif context is not None:
             body["context"] = {"features": [float(v) for v in context]}
-        result: dict[str, Any] = self._call("POST", f"/v1/experiments/{experiment}/suggest", body)
+        path = f"/v1/experiments/{experiment}/suggest"
+        result: dict[str, Any] = self._call("POST", path, body, routing_key(experiment, user_id))
         return result
 
     def feedback(
@@ -84,7 +90,9 @@ class FrontierClient:
             "idempotency_key": idempotency_key or uuid.uuid4().hex,
         }
         body = {k: v for k, v in body.items() if v is not None}
-        result: dict[str, Any] = self._call("POST", f"/v1/experiments/{experiment}/feedback", body)
+        # a suggestion id starts with its user's routing key (engine.service.routing_key)
+        path = f"/v1/experiments/{experiment}/feedback"
+        result: dict[str, Any] = self._call("POST", path, body, suggestion_id[:16])
         return str(result["status"])
 
     def pareto(self, experiment: str) -> dict[str, Any]:
@@ -92,7 +100,8 @@ class FrontierClient:
         return result
 
     def profile(self, experiment: str, user_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("GET", f"/v1/experiments/{experiment}/users/{user_id}")
+        path = f"/v1/experiments/{experiment}/users/{user_id}"
+        result: dict[str, Any] = self._call("GET", path, session=routing_key(experiment, user_id))
         return result
 
     def set_preferences(
@@ -100,7 +109,8 @@ class FrontierClient:
     ) -> dict[str, float]:
         """The user's own weights over the experiment's metrics; returns them as stored."""
         path = f"/v1/experiments/{experiment}/users/{user_id}/preferences"
-        result: dict[str, float] = self._call("PUT", path, {"weights": dict(weights)})["weights"]
+        body = {"weights": dict(weights)}
+        result: dict[str, float] = self._call("PUT", path, body, routing_key(experiment, user_id))["weights"]
         return result
 
     def experiments(self) -> list[str]:
@@ -118,12 +128,17 @@ class FrontierClient:
         except requests.RequestException:
             return False
 
-    def _call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+    def _call(
+        self, method: str, path: str, body: Mapping[str, Any] | None = None, session: str | None = None
+    ) -> Any:
         """Retry connection failures and 502/503/504 with the same body; raise other errors."""
+        headers = {SESSION_HEADER: session} if session else None
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
             try:
-                r = self.session.request(method, self.base_url + path, json=body, timeout=self.timeout_s)
+                r = self.session.request(
+                    method, self.base_url + path, json=body, headers=headers, timeout=self.timeout_s
+                )
             except (requests.ConnectionError, requests.Timeout):
                 if last:
                     raise

@@ -10,6 +10,7 @@ evicting it from memory, or losing the process, loses nothing acknowledged.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import time
 import uuid
@@ -90,20 +91,51 @@ class _User:
 
 
 @dataclass
+class _Cursor:
+    """How far one reader has read an append-only table, in `seq` order.
+
+    PostgreSQL may make a lower `seq` visible after a higher one (concurrent commits),
+    and skipped sequence values leave gaps; rows above the watermark are therefore
+    remembered, and re-read, until the gap below them (other experiments' rows,
+    rolled-back or late commits) has been there for GAP_S seconds.
+    """
+
+    watermark: int = 0  # every seq up to here is read (or was never written)
+    above: dict[int, float] = field(default_factory=dict)  # seq -> when first seen
+    _heap: list[int] = field(default_factory=list)  # the keys of `above`, lowest first
+
+    def seen(self, seq: int) -> bool:
+        return seq <= self.watermark or seq in self.above
+
+    def fresh(self, rows: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
+        """The rows not read before (marking them read), then the watermark moved up."""
+        new = [row for row in rows if not self.seen(row["seq"])]
+        for row in new:
+            self.above[row["seq"]] = now
+            heapq.heappush(self._heap, row["seq"])
+        while self._heap:
+            low = self._heap[0]
+            if low != self.watermark + 1 and now - self.above[low] <= GAP_S:
+                break
+            heapq.heappop(self._heap)
+            del self.above[low]
+            self.watermark = low
+        return new
+
+
+@dataclass
 class _Experiment:
     spec: ExperimentSpec
     model: OnlineModel
     rng: np.random.Generator
     raters: dict[str, Rater] = field(default_factory=dict)
     users: OrderedDict[str, _User] = field(default_factory=OrderedDict)
-    watermark: int = 0  # every feedback seq up to here is applied (or was never written)
-    applied_above: dict[int, float] = field(default_factory=dict)  # seq -> when first seen
+    feedback: _Cursor = field(default_factory=_Cursor)  # applied to the models
+    preferences: _Cursor = field(default_factory=_Cursor)  # their users' caches dropped
+    peers_synced_at: float = -np.inf
 
     clusters: ContextClusters = field(default_factory=ContextClusters)
     clustered_seq: int = 0
-
-    def applied(self, seq: int) -> bool:
-        return seq <= self.watermark or seq in self.applied_above
 
 
 class OnlineEngine:
@@ -115,12 +147,14 @@ class OnlineEngine:
         grace_s: float = 86400.0,
         max_users: int = 10_000,
         seed: int = 0,
+        peer_sync_s: float = 1.0,
     ) -> None:
         self.store = store
         self.lease_s = lease_s
         self.grace_s = grace_s
         self.max_users = max_users
         self.seed = seed
+        self.peer_sync_s = peer_sync_s
         self._experiments: dict[str, _Experiment] = {}
 
     # -- experiments ------------------------------------------------------------------------
@@ -128,6 +162,13 @@ class OnlineEngine:
     def register(self, spec: ExperimentSpec) -> bool:
         """Store an experiment's spec; False if one of that name exists already."""
         return self.store.add_experiment(spec.name, spec.model_dump(mode="json"))
+
+    def load_all(self) -> list[str]:
+        """Replay every stored experiment now, so the first requests find the models warm."""
+        names = self.store.experiment_names()
+        for name in names:
+            self._experiment(name)
+        return names
 
     def _experiment(self, name: str) -> _Experiment:
         exp = self._experiments.get(name)
@@ -143,24 +184,16 @@ class OnlineEngine:
         return exp
 
     def _sync(self, exp: _Experiment) -> None:
-        """Learn from every feedback stored since the last sync, in write order.
-
-        PostgreSQL may make a lower `seq` visible after a higher one (concurrent commits),
-        and skipped sequence values leave gaps; rows above the watermark are therefore
-        re-read until the gap below them (other experiments' rows, rolled-back or late
-        commits) has been there for GAP_S seconds after the row above it became visible.
-        """
+        """Learn from every feedback stored since the last sync, in write order, whichever
+        engine wrote it; drop cached users whose preferences another engine changed."""
         now = time.monotonic()
-        for row in self.store.feedback_since(exp.spec.name, exp.watermark):
-            if row["seq"] not in exp.applied_above:
-                self._apply(exp, row)
-                exp.applied_above[row["seq"]] = now
-        while exp.applied_above:
-            low = min(exp.applied_above)
-            if low != exp.watermark + 1 and now - exp.applied_above[low] <= GAP_S:
-                break
-            del exp.applied_above[low]
-            exp.watermark = low
+        for row in exp.feedback.fresh(self.store.feedback_since(exp.spec.name, exp.feedback.watermark), now):
+            self._apply(exp, row)
+        if now - exp.peers_synced_at >= self.peer_sync_s:
+            exp.peers_synced_at = now
+            changed = self.store.preferences_since(exp.spec.name, exp.preferences.watermark)
+            for row in exp.preferences.fresh(changed, now):
+                exp.users.pop(row["user_id"], None)  # rebuilt, re-scored, on next use
 
     def _apply(self, exp: _Experiment, row: dict[str, Any]) -> None:
         reward = self._reward(exp.spec, row)
@@ -199,7 +232,7 @@ class OnlineEngine:
             return user
         user = _User(weights=self.store.preferences(exp.spec.name, user_id))
         for row in self.store.feedback_since(exp.spec.name, 0, user_id=user_id):
-            if not exp.applied(row["seq"]):
+            if not exp.feedback.seen(row["seq"]):
                 continue  # the population has not seen it yet: the next sync applies it
             reward = self._reward(exp.spec, row, user.weights)
             if reward is not None:
@@ -296,9 +329,9 @@ class OnlineEngine:
             where = f" in experiment {experiment!r}" if experiment else ""
             raise UnknownSuggestion(f"suggestion {suggestion_id!r} is unknown{where}; ask /suggest for one")
         key = idempotency_key or _content_key(suggestion_id, feedback)
-        if self.store.feedback_for(key) is not None:
-            return "duplicate"
         if now > suggestion["expires_at"] + self.grace_s:
+            if self.store.feedback_for(key) is not None:
+                return "duplicate"  # stored in time; this is a retry of it
             raise ExpiredSuggestion(
                 f"suggestion {suggestion_id!r} expired at {suggestion['expires_at']:.0f} and the "
                 f"{self.grace_s:.0f} s grace window has passed; feedback is no longer accepted"

@@ -72,16 +72,12 @@ def served(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> Itera
     serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config={"log_level": "WARNING"})
     os.environ["FRONTIER_ADMIN_TOKEN"] = ADMIN_TOKEN
     try:
-        main = app_builder(
-            AppArgs(store_url=store_url, experiments=["configs/genai.yaml"], ingress_replicas=2)
-        )
+        main = app_builder(AppArgs(store_url=store_url, experiments=["configs/genai.yaml"], replicas=2))
     finally:
         del os.environ["FRONTIER_ADMIN_TOKEN"]
     quiet = {"log_level": "WARNING"}  # no access log line per request in the test output
     serve.run(main, name="frontier", route_prefix="/", logging_config=quiet)
-    short = AppArgs(
-        store_url=store_url, experiments=[], shards=1, ingress_replicas=1, lease_s=1.0, grace_s=0.0
-    )
+    short = AppArgs(store_url=store_url, experiments=[], replicas=1, lease_s=1.0, grace_s=0.0)
     serve.run(app_builder(short), name="noadmin", route_prefix="/noadmin", logging_config=quiet)
     base = f"http://127.0.0.1:{port}"
     yield Served(base=base, noadmin=f"{base}/noadmin", store_url=store_url)

@@ -39,7 +39,7 @@ def counts(served: Served) -> dict[str, int]:
 
 def test_health_and_experiments(served: Served) -> None:
     health = requests.get(f"{served.base}/healthz", timeout=30)
-    assert health.status_code == 200 and health.json() == {"status": "ok", "shards": 2}
+    assert health.status_code == 200 and health.json() == {"status": "ok"}
     assert "genai" in requests.get(f"{served.base}/v1/experiments", timeout=30).json()
     one = requests.get(f"{served.base}/v1/experiments/genai", timeout=30)
     assert one.status_code == 200

@@ -91,7 +91,8 @@ def test_serve_yaml_args_validate() -> None:
 @pytest.mark.parametrize(
     ("args", "field"),
     [
-        ({"shards": 0}, "shards"),
+        ({"replicas": 0}, "replicas"),
+        ({"min_replicas": 3, "max_replicas": 2}, "min_replicas"),
         ({"experiments": ["configs/nothing-*.yaml"]}, "experiments"),
         ({"sharts": 2}, "sharts"),
     ],

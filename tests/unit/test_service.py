@@ -155,3 +155,28 @@ def test_preference_weights_per_user_rescore_their_feedback(engine: OnlineEngine
             engine.set_preferences("genai", "speedy", bad)
     with pytest.raises(UnknownExperiment):
         engine.set_preferences("nope", "speedy", {"speed": 1.0})
+
+
+def test_engines_sharing_a_store_serve_one_consistent_state(engine: OnlineEngine) -> None:
+    """Serve replicas each run an engine over the one store: whichever engine a request
+    reaches, it answers from every engine's acknowledged feedback and preferences."""
+    other = OnlineEngine(EventStore(engine.store.url), lease_s=60, grace_s=60, peer_sync_s=0.0)
+    users = population(3, seed=7)
+    for round_ in range(4):
+        for i, u in enumerate(users):
+            here, there = (engine, other) if (i + round_) % 2 else (other, engine)
+            s = here.suggest("genai", u.user_id, "portrait")
+            # feedback may reach the other engine (no affinity): it still finds the suggestion
+            there.feedback(s.suggestion_id, Feedback(rating=u.rate(s.params, "portrait")))
+            assert engine.profile("genai", u.user_id) == other.profile("genai", u.user_id)
+    # both agree with a fresh rebuild from the store
+    rebuilt = OnlineEngine(EventStore(engine.store.url))
+    for u in users:
+        assert other.profile("genai", u.user_id) == rebuilt.profile("genai", u.user_id)
+        assert other.profile("genai", u.user_id)["samples"] == 4
+    # preferences set through one engine re-score the user in the other, cached or not
+    before = other.profile("genai", users[0].user_id)
+    engine.set_preferences("genai", users[0].user_id, {"cost": 1.0})
+    after = other.profile("genai", users[0].user_id)
+    assert after["weights"]["cost"] == 1.0 and after != before
+    assert after == engine.profile("genai", users[0].user_id)
