@@ -15,17 +15,24 @@ by an upper confidence bound within each arm and the arm by Thompson sampling. P
 suggestions enter the GP as pessimistic fantasies (a constant liar), so concurrent
 requests of one user get different points. Older ratings count less (recency), and a repeated rating
 of the same settings is one more noisy observation, never an overwrite.
+
+Every request pays for its user's own points only: the context model's mean at the fixed
+candidates is cached until that model's next refit, and ratings reach the population
+models in batches.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
+from scipy.linalg.blas import dsyrk
+from scipy.linalg.lapack import dpotrf, dtrtri
 from scipy.stats import qmc
 
 from engine.space import CategoricalParam, FloatParam, IntParam, Space
@@ -75,26 +82,46 @@ class _Encoding:
 
 
 class _Features:
-    """Random Fourier features of the RBF x arm kernel used everywhere here."""
+    """Random Fourier features of the RBF x arm kernel used everywhere here.
+
+    A point's features: its cosines scaled by sqrt(share), again by sqrt(1 - share) in its
+    arm's block, and a constant for its arm. Means at many points skip the full vectors:
+    `per_arm` folds a weight vector onto the bare cosines, once per arm.
+    """
 
     def __init__(self, dim: int, n_arms: int, priors: Priors, rng: np.random.Generator) -> None:
-        self.omega = rng.normal(0.0, 1.0 / priors.lengthscale, size=(priors.features, max(dim, 1)))
+        omega = rng.normal(0.0, 1.0 / priors.lengthscale, size=(priors.features, max(dim, 1)))
+        self.omega_t = np.ascontiguousarray(omega.T[:dim])  # no rows without continuous params
         self.phase = rng.uniform(0.0, 2 * np.pi, size=priors.features)
         self.n_arms = n_arms
-        self.share = priors.arm_share
+        self.scale = np.sqrt(2.0 / priors.features)
+        self.shared, self.own = np.sqrt(priors.arm_share), np.sqrt(1 - priors.arm_share)
         self.size = priors.features * (1 + n_arms) + n_arms
 
-    def __call__(self, x: np.ndarray, arms: np.ndarray) -> np.ndarray:
-        x = x.reshape(len(arms), -1)
-        if x.shape[1] == 0:
-            x = np.zeros((len(arms), 1))
-        base = np.sqrt(2.0 / len(self.phase)) * np.cos(x @ self.omega.T + self.phase)
-        per_arm = np.zeros((len(arms), self.n_arms, base.shape[1]))
-        per_arm[np.arange(len(arms)), arms] = base
-        shared = np.sqrt(self.share) * base
+    def cosines(self, x: np.ndarray) -> np.ndarray:
+        """cos(omega x + phase) at points x (n x dim)."""
+        return np.cos(x @ self.omega_t + self.phase)
+
+    def __call__(self, x: np.ndarray, arm: int) -> np.ndarray:
+        """The features of one point."""
+        base = self.scale * self.cosines(x)
+        f = len(base)
+        phi = np.zeros(self.size)
+        phi[:f] = self.shared * base
+        phi[f * (1 + arm) : f * (2 + arm)] = self.own * base
         # a constant per arm: one arm better everywhere is learnt from every rating of it
-        offset = np.eye(self.n_arms)[arms]
-        return np.hstack([shared, np.sqrt(1 - self.share) * per_arm.reshape(len(arms), -1), offset])
+        phi[f * (1 + self.n_arms) + arm] = 1.0
+        return phi
+
+    def per_arm(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`weights` as (weights of the cosines, features x arms; the arms' constants)."""
+        f = len(self.phase)
+        own = weights[f : f * (1 + self.n_arms)].reshape(self.n_arms, f)
+        per_arm = self.scale * (self.shared * weights[:f] + self.own * own)
+        return np.ascontiguousarray(per_arm.T), weights[f * (1 + self.n_arms) :]
+
+
+_FOLD_ROWS = 32  # ratings buffered before they enter a population model's precision matrix
 
 
 class PopulationModel:
@@ -103,11 +130,13 @@ class PopulationModel:
     Weights are refitted when the data has grown by a tenth (every point while small),
     and children with their parent: at moments fixed by the data alone, so replaying the
     same events gives the same model whatever requests came in between, and refits stay
-    amortised O(1).
+    amortised O(1). New ratings wait in a small buffer and enter the precision matrix
+    _FOLD_ROWS at a time, and before each refit (again at counts fixed by the data): one
+    rank-k update instead of a pass over the whole matrix per rating.
     """
 
     def __init__(self, size: int, priors: Priors, parent: PopulationModel | None = None) -> None:
-        self.precision = np.zeros((size, size))
+        self.precision = np.zeros((size, size), order="F")  # upper triangle only (BLAS syrk)
         self.target = np.zeros(size)
         self.count = 0
         self.priors = priors
@@ -115,33 +144,52 @@ class PopulationModel:
         self.children: list[PopulationModel] = []
         if parent is not None:
             parent.children.append(self)
-        self._weights: np.ndarray | None = None
+        self._rows: np.ndarray | None = None  # buffered features, allocated at the first add
+        self._rewards = np.zeros(_FOLD_ROWS)
+        self._buffered = 0
+        # one array per refit, so what is derived from it can be cached on its identity
+        self._weights = np.zeros(size) if parent is None else None
 
     def add(self, phi: np.ndarray, reward: float) -> None:
-        self.precision += np.outer(phi, phi)
-        self.target += phi * reward
+        if self._rows is None:
+            self._rows = np.empty((_FOLD_ROWS, len(self.target)))
+        self._rows[self._buffered] = phi
+        self._rewards[self._buffered] = reward
+        self._buffered += 1
         self.count += 1
         if _epoch(self.count) != _epoch(self.count - 1):
             self._refit()
+        elif self._buffered == _FOLD_ROWS:
+            self._fold()
+
+    def _fold(self) -> None:
+        if self._rows is not None and self._buffered:
+            rows = self._rows[: self._buffered]
+            self.precision = dsyrk(1.0, rows.T, beta=1.0, c=self.precision, overwrite_c=True)
+            self.target += rows.T @ self._rewards[: self._buffered]
+            self._buffered = 0
 
     def _refit(self) -> None:
+        self._fold()
         prior = self.parent.weights() if self.parent else np.zeros(len(self.target))
         s2, t2 = self.priors.population_noise**2, self.priors.weight_scale**2
-        a = self.precision / s2 + np.eye(len(self.target)) / t2
-        self._weights = cho_solve(cho_factor(a), self.target / s2 + prior / t2)
+        a = self.precision / s2  # Fortran order like LAPACK's: factorised in place
+        a[np.diag_indices_from(a)] += 1 / t2
+        self._weights = cho_solve(cho_factor(a, overwrite_a=True), self.target / s2 + prior / t2)
         for child in self.children:  # their prior moved
             if child.count:
                 child._refit()
 
     def weights(self) -> np.ndarray:
         """Posterior mean weights as of the last refit (the parent's before any data)."""
-        if self._weights is not None:
-            return self._weights
-        return self.parent.weights() if self.parent else np.zeros(len(self.target))
+        if self._weights is None:
+            assert self.parent is not None  # a root starts at zero weights
+            return self.parent.weights()
+        return self._weights
 
 
 def _epoch(count: int) -> int:
-    return count if count <= 10 else 10 + int(np.log(count / 10) / np.log(1.1))
+    return count if count <= 10 else 10 + int(math.log(count / 10) / math.log(1.1))
 
 
 @dataclass
@@ -168,7 +216,7 @@ class Rater:
         """Residual spread relative to the population's, in [0.5, 2]."""
         k, typical = priors.bias_shrinkage, priors.population_noise**2
         spread = (self.squares - self.count * self.bias(priors) ** 2 + k * typical) / (self.count + k)
-        return float(np.clip(np.sqrt(max(spread, 1e-12) / typical), 0.5, 2.0))
+        return min(max(math.sqrt(max(spread, 1e-12) / typical), 0.5), 2.0)
 
 
 @dataclass
@@ -189,6 +237,78 @@ class UserHistory:
         return len(self.rewards)
 
 
+@dataclass(frozen=True)
+class _ContextMean:
+    """A context model's mean: its weights folded per arm, and its value at the fixed candidates."""
+
+    weights: np.ndarray  # the PopulationModel.weights() array these were derived from
+    per_arm: np.ndarray
+    offsets: np.ndarray
+    candidates: np.ndarray
+
+    def mean(self, features: _Features, x: np.ndarray, arms: np.ndarray) -> np.ndarray:
+        """The mean at points x, each in its arm."""
+        by_arm = features.cosines(x) @ self.per_arm
+        return by_arm[np.arange(len(arms)), arms] + self.offsets[arms]
+
+
+def _lifted(x: np.ndarray, g: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rows lifted to (left, right) so that left(a) @ right(b).T = -g |a - b|^2.
+
+    All the squared distances of a kernel matrix in one matrix product (|a|^2 and |b|^2
+    ride along as extra columns), with no n x m x dim array.
+    """
+    scaled_sq = -g * np.einsum("ij,ij->i", x, x)[:, None]
+    ones = np.ones((len(x), 1))
+    return np.concatenate([2 * g * x, scaled_sq, ones], 1), np.concatenate([x, ones, scaled_sq], 1)
+
+
+class _UserGP:
+    """A user's GP on their residuals from the context model, factorised once per request.
+
+    Kernel: an RBF shape shared between arms in part, plus an offset per arm. Covariances
+    with the n conditioning points are whitened, w = k L^-T for K = L L^T, so at any point
+    the mean shift is w (L^-1 r) and the variance the prior's minus |w|^2. Each arm's
+    scale and offset are folded into L^-T, so w in every arm is one product of a point's
+    RBF row.
+    """
+
+    def __init__(
+        self,
+        priors: Priors,
+        arm_ids: np.ndarray,
+        rbf: np.ndarray,
+        arms: np.ndarray,
+        residual: np.ndarray,
+        noise: np.ndarray,
+    ) -> None:
+        """`rbf`: the RBF shape between the conditioning points, at `arms`; `arm_ids`: every
+        arm's index, as a column."""
+        same = arm_ids == arms  # arm x point
+        amp2 = priors.user_amplitude**2
+        scale, offset = np.where(same, amp2, amp2 * priors.arm_share), priors.arm_offset**2 * same
+        k = rbf * scale[arms] + offset[arms]
+        k.flat[:: len(k) + 1] += noise
+        chol, info = dpotrf(k, lower=True, clean=True, overwrite_a=True)
+        if info:
+            raise np.linalg.LinAlgError(f"kernel matrix not positive definite (LAPACK info {info})")
+        inv_chol_t = dtrtri(chol, lower=True, overwrite_c=True)[0].T
+        n = len(arms)
+        self.by_arm = (scale[:, :, None] * inv_chol_t).transpose(1, 0, 2).reshape(n, len(same) * n)
+        self.offset = offset @ inv_chol_t
+        self.alpha = residual @ inv_chol_t
+        self.prior_var = amp2 + priors.arm_offset**2
+
+    def whitened(self, rbf: np.ndarray) -> np.ndarray:
+        """w of points with these RBF rows, in every arm: points x arms x n."""
+        return (rbf @ self.by_arm).reshape(len(rbf), *self.offset.shape) + self.offset
+
+    def moments(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean shift and std at points with whitened covariances w."""
+        var = self.prior_var - np.einsum("ij,ij->i", w, w)
+        return w @ self.alpha, np.sqrt(np.maximum(var, 1e-12))
+
+
 class OnlineModel:
     """One experiment's population models and the maths of suggesting for a user."""
 
@@ -202,9 +322,14 @@ class OnlineModel:
         self.contexts: dict[str, PopulationModel] = {}
         sobol = qmc.Sobol(max(dim, 1), seed=seed).random(self.priors.candidates)[:, :dim]
         n_arms = len(self.encoding.arms)
+        # every Sobol point in every arm, arms innermost
         self._cand_x = np.repeat(sobol, n_arms, axis=0)
         self._cand_arms = np.tile(np.arange(n_arms), len(sobol))
-        self._cand_phi = self.features(self._cand_x, self._cand_arms)
+        self._cand_cosines = self.features.cosines(sobol)
+        self._arm_ids = np.arange(n_arms)[:, None]
+        self._g = 0.5 / self.priors.lengthscale**2  # the RBF is exp(-g d^2)
+        self._cand_left = _lifted(sobol, self._g)[0]
+        self._means: dict[str, _ContextMean] = {}
 
     def context(self, name: str | None) -> PopulationModel:
         key = name or ""
@@ -212,15 +337,28 @@ class OnlineModel:
             self.contexts[key] = PopulationModel(self.features.size, self.priors, self.global_model)
         return self.contexts[key]
 
+    def _context_mean(self, context: str | None) -> _ContextMean:
+        """The context model's mean, recomputed at the fixed candidates only after a refit."""
+        weights = self.context(context).weights()
+        cached = self._means.get(context or "")
+        if cached is None or cached.weights is not weights:
+            per_arm, offsets = self.features.per_arm(weights)
+            at_candidates = (self._cand_cosines @ per_arm + offsets).ravel()
+            cached = self._means[context or ""] = _ContextMean(weights, per_arm, offsets, at_candidates)
+        return cached
+
     # -- learning ---------------------------------------------------------------------------
 
     def learn(self, rater: Rater, context: str | None, params: Mapping[str, Any], reward: float) -> None:
         """Teach the population one reward, on the rater's calibrated scale."""
-        x, arm = self.encoding.encode(params)
-        phi = self.features(x[None, :], np.array([arm]))[0]
-        predicted = float(phi @ self.context(context).weights())
+        self._learn(rater, context, *self.encoding.encode(params), reward)
+
+    def _learn(self, rater: Rater, context: str | None, x: np.ndarray, arm: int, reward: float) -> None:
+        phi = self.features(x, arm)
+        model = self.context(context)
+        predicted = float(phi @ model.weights())
         calibrated = (reward - rater.bias(self.priors)) / rater.scale(self.priors)
-        self.context(context).add(phi, calibrated)
+        model.add(phi, calibrated)
         self.global_model.add(phi, calibrated)
         rater.add(reward - predicted)
 
@@ -238,26 +376,11 @@ class OnlineModel:
         `own_reward`: the reward under the user's own preference weights, when they set
         some; the population learns every user on the experiment's weights.
         """
-        self.learn(rater, context, params, reward)
         x, arm = self.encoding.encode(params)
+        self._learn(rater, context, x, arm, reward)
         history.add(x, arm, reward if own_reward is None else own_reward)
 
     # -- predicting -------------------------------------------------------------------------
-
-    def _prior_mean(
-        self, context: str | None, x: np.ndarray, arms: np.ndarray, phi: np.ndarray | None = None
-    ) -> np.ndarray:
-        model = self.context(context)
-        if phi is None:
-            phi = self.features(np.asarray(x, dtype=float), arms)
-        return np.asarray(phi @ model.weights())
-
-    def _kernel(self, xa: np.ndarray, aa: np.ndarray, xb: np.ndarray, ab: np.ndarray) -> np.ndarray:
-        d2 = ((xa[:, None, :] - xb[None, :, :]) ** 2).sum(-1) / self.priors.lengthscale**2
-        same = aa[:, None] == ab[None, :]
-        share = self.priors.arm_share
-        shape = self.priors.user_amplitude**2 * np.exp(-0.5 * d2) * np.where(same, 1.0, share)
-        return shape + self.priors.arm_offset**2 * same
 
     @property
     def prior_std(self) -> float:
@@ -272,51 +395,75 @@ class OnlineModel:
         x: np.ndarray,
         arms: np.ndarray,
         pending: Sequence[Mapping[str, Any]] = (),
-        phi: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and std of the user's reward at (x, arms), pending points as fantasies.
+        """Mean and std of the user's reward at (x, arms), pending points as fantasies."""
+        x = np.asarray(x, dtype=float).reshape(len(arms), len(self.encoding.continuous))
+        return self._posterior(rater, history, context, x, arms, pending, with_fixed=False)
 
-        `phi`, the features of (x, arms), saves recomputing them for cached candidates.
-        """
-        prior = self._prior_mean(context, x, arms, phi)
-        bias = rater.bias(self.priors)
-        hx, ha, y = history.x.astype(float), history.arms.astype(int), history.rewards.astype(float)
-        n = len(y)
-        noise = self.priors.noise**2 * np.exp2((n - 1 - np.arange(n)) / self.priors.half_life)
-        residual = y - self._prior_mean(context, hx, ha) - bias if n else np.zeros(0)
+    def _posterior(
+        self,
+        rater: Rater,
+        history: UserHistory,
+        context: str | None,
+        x: np.ndarray,
+        arms: np.ndarray,
+        pending: Sequence[Mapping[str, Any]],
+        with_fixed: bool,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`posterior`, preceded by the fixed candidates' when `with_fixed` (their prior mean
+        and lifted points are cached). The queried, rated and pending points go through each
+        step together: one cosine, one distance product."""
+        prior, bias = self._context_mean(context), rater.bias(self.priors)
+        n, m = len(history), len(arms)
+        points = np.concatenate([x, history.x.reshape(n, x.shape[1])])
+        point_arms = np.concatenate([arms, history.arms])
+        means = prior.mean(self.features, points, point_arms)
+        prior_mean = np.concatenate([prior.candidates, means[:m]]) if with_fixed else means[:m]
+        if not n and not pending:
+            return prior_mean + bias, np.full(len(prior_mean), self.prior_std)
+        residual = history.rewards - means[m:] - bias
+        noise = self.priors.noise**2 * np.exp2(np.arange(n - 1, -1, -1) / self.priors.half_life)
         if pending:
             px, pa = zip(*(self.encoding.encode(p) for p in pending), strict=True)
-            hx = np.vstack([hx.reshape(n, -1), np.array(px)]) if n else np.array(px)
-            ha = np.concatenate([ha, np.array(pa)])
+            points = np.concatenate([points, px])
+            point_arms = np.concatenate([point_arms, pa])
             # constant liar: a pending point is assumed to disappoint, so the next pick for
             # this user moves elsewhere until its real rating arrives
             residual = np.concatenate([residual, np.full(len(pa), -self.priors.user_amplitude)])
             noise = np.concatenate([noise, np.full(len(pa), self.priors.noise**2)])
-        amp2 = self.prior_std**2
-        if not len(residual):
-            return prior + bias, np.full(len(arms), np.sqrt(amp2))
-        k = self._kernel(hx, ha, hx, ha) + np.diag(noise)
-        ks = self._kernel(x, arms, hx, ha)
-        factor = cho_factor(k)
-        mean = prior + bias + ks @ cho_solve(factor, residual)
-        var = amp2 - np.einsum("ij,ji->i", ks, cho_solve(factor, ks.T))
-        return mean, np.sqrt(np.maximum(var, 1e-12))
+        left, right = _lifted(points, self._g)
+        if with_fixed:
+            left = np.concatenate([self._cand_left, left])
+        rbf = np.exp(left @ right[m:].T)  # rows: fixed, queried, then the conditioning points
+        n_cond = len(residual)
+        gp = _UserGP(self.priors, self._arm_ids, rbf[-n_cond:], point_arms[m:], residual, noise)
+        w = gp.whitened(rbf[:-n_cond])  # points x arms x n_cond
+        queried = w[len(w) - m :][np.arange(m), arms]
+        if with_fixed:
+            queried = np.concatenate([w[: len(w) - m].reshape(-1, n_cond), queried])
+        shift, std = gp.moments(queried)
+        return prior_mean + bias + shift, std
 
     def _candidates(
-        self, history: UserHistory, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The fixed quasi-random set plus points around the user's best-rated ones."""
-        if not len(history) or not self.encoding.continuous:
-            return self._cand_x, self._cand_arms, self._cand_phi
-        top = np.argsort(history.rewards)[-3:]
-        noise = rng.normal(0, 0.05, (len(top) * 16, history.x.shape[1]))
-        local_x = np.clip(history.x[np.repeat(top, 16)] + noise, 0, 1)
-        local_arms = history.arms[np.repeat(top, 16)].astype(int)
-        return (
-            np.vstack([self._cand_x, local_x]),
-            np.concatenate([self._cand_arms, local_arms]),
-            np.vstack([self._cand_phi, self.features(local_x, local_arms)]),
-        )
+        self,
+        rater: Rater,
+        history: UserHistory,
+        context: str | None,
+        rng: np.random.Generator,
+        pending: Sequence[Mapping[str, Any]] = (),
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The fixed quasi-random set plus points around the user's best-rated ones, with the
+        user's posterior mean and std there."""
+        x, arms = self._cand_x, self._cand_arms
+        local_x, local_arms = x[:0], arms[:0]
+        if len(history) and self.encoding.continuous:
+            top = np.repeat(np.argsort(history.rewards)[-3:], 16)
+            noise = rng.normal(0, 0.05, (len(top), history.x.shape[1]))
+            local_x = np.clip(history.x[top] + noise, 0, 1)
+            local_arms = history.arms[top]
+            x, arms = np.concatenate([x, local_x]), np.concatenate([arms, local_arms])
+        mean, std = self._posterior(rater, history, context, local_x, local_arms, pending, with_fixed=True)
+        return x, arms, mean, std
 
     def suggest(
         self,
@@ -328,23 +475,17 @@ class OnlineModel:
         beta: float = 1.0,
     ) -> dict[str, Any]:
         """UCB within each arm, Thompson sampling between arms."""
-        x, arms, phi = self._candidates(history, rng)
-        mean, std = self.posterior(rater, history, context, x, arms, pending, phi)
+        x, arms, mean, std = self._candidates(rater, history, context, rng, pending)
         ucb = mean + beta * std
-        best_draw, choice = -np.inf, 0
-        for arm in range(len(self.encoding.arms)):
-            idx = np.flatnonzero(arms == arm)
-            i = idx[int(np.argmax(ucb[idx]))]
-            draw = rng.normal(mean[i], std[i])
-            if draw > best_draw:
-                best_draw, choice = draw, i
+        best = np.where(arms == self._arm_ids, ucb, -np.inf).argmax(1)  # each arm's first best
+        draws = [rng.normal(mean[i], std[i]) for i in best]
+        choice = best[draws.index(max(draws))]  # the first arm with the best draw
         return self.encoding.decode(x[choice], int(arms[choice]))
 
     def recommend(
         self, rater: Rater, history: UserHistory, context: str | None
     ) -> tuple[dict[str, Any], float, float]:
         """The settings this user most likely likes best: params, expected reward, its std."""
-        x, arms, phi = self._candidates(history, np.random.default_rng(0))
-        mean, std = self.posterior(rater, history, context, x, arms, phi=phi)
+        x, arms, mean, std = self._candidates(rater, history, context, np.random.default_rng(0))
         i = int(np.argmax(mean))
         return self.encoding.decode(x[i], int(arms[i])), float(mean[i]), float(std[i])

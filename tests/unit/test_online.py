@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from engine.config import _SpaceModel
 from engine.feedback import Feedback, quality_reward, utility
-from engine.online import OnlineModel, Rater, UserHistory
+from engine.online import OnlineModel, PopulationModel, Priors, Rater, UserHistory
 from engine.space import Space
 from objectives.users import SPACE, population
 
@@ -78,6 +78,46 @@ def test_conflicting_ratings_of_the_same_settings_average_not_overwrite() -> Non
     mean, _ = model.posterior(rater, history, CONTEXT, x[None, :], np.array([arm]))
     assert -0.5 < mean[0] < 0.5
     assert len(history) == 2
+
+
+def test_replaying_the_same_ratings_gives_the_same_model_whatever_was_asked_between() -> None:
+    """Refits and batched precision updates happen at counts fixed by the data, never per request."""
+    users = population(12, seed=5)
+    busy, quiet = OnlineModel(GENAI, seed=5), OnlineModel(GENAI, seed=5)
+    states = {m: {u.user_id: (Rater(), UserHistory()) for u in users} for m in (busy, quiet)}
+    rng = np.random.default_rng(5)
+    for round_ in range(12):  # 144 ratings per model: several folds and refits
+        for u in users:
+            params = busy.suggest(*states[busy][u.user_id], CONTEXT, rng)
+            busy.recommend(*states[busy][u.user_id], "elsewhere")
+            reward = (u.rate(params, CONTEXT) - 3) / 2
+            for m in (busy, quiet):
+                m.observe(*states[m][u.user_id], CONTEXT, params, reward)
+                if round_ % 3 == 0:
+                    m.learn(states[m][u.user_id][0], "anonymous", params, -reward)
+    for context in (CONTEXT, "anonymous"):
+        assert np.array_equal(busy.context(context).weights(), quiet.context(context).weights())
+    assert np.array_equal(busy.global_model.weights(), quiet.global_model.weights())
+    for u in users[:4]:
+        picks = [m.suggest(*states[m][u.user_id], CONTEXT, np.random.default_rng(9)) for m in (busy, quiet)]
+        assert picks[0] == picks[1]
+
+
+def test_population_refits_see_every_buffered_rating() -> None:
+    priors, rng = Priors(), np.random.default_rng(0)
+    model = PopulationModel(6, priors)
+    phis, rewards = rng.normal(size=(200, 6)), rng.normal(size=200)
+    refits = 0
+    for k in range(200):
+        before = model.weights()
+        model.add(phis[k], rewards[k])
+        if model.weights() is not before:  # a refit: all k + 1 ratings must be in
+            s2 = priors.population_noise**2
+            a = phis[: k + 1].T @ phis[: k + 1] / s2 + np.eye(6) / priors.weight_scale**2
+            expected = np.linalg.solve(a, phis[: k + 1].T @ rewards[: k + 1] / s2)
+            np.testing.assert_allclose(model.weights(), expected, rtol=1e-9, atol=1e-12)
+            refits += 1
+    assert refits > 20 and model.count == 200
 
 
 def test_feedback_mapping_and_validation() -> None:
