@@ -1,9 +1,9 @@
 """Serve benchmark: suggest + feedback through the HTTP API, against a no-op floor.
 
 For concurrency 1, 8 and 32 (client threads, each with its own HTTP session), every
-thread repeats: POST suggest, then POST feedback (a rating) on that suggestion. The same
-loop runs against
-  - the Frontier app (FastAPI ingress -> shard deployment -> engine -> SQLite store),
+thread repeats: POST suggest, then POST feedback (a rating) on that suggestion, with the
+user's `x-session-id` header as `FrontierClient` sends it. The same loop runs against
+  - the Frontier app (Serve proxy -> the user's replica: FastAPI + engine -> SQLite store),
   - a no-op Serve app with the same routes and bodies that does nothing (the floor),
 and, at concurrency 1, the engine called in process (no Ray, no HTTP).
 Latency is per request (p50/p99 in ms), throughput is suggest+feedback pairs per second.
@@ -37,9 +37,10 @@ from ray import serve
 from ray.serve import Deployment
 from reporting import command_line, cpu_model, load_text, log, md_row
 
+from engine.client import SESSION_HEADER
 from engine.config import load_spec
 from engine.feedback import Feedback
-from engine.service import OnlineEngine
+from engine.service import OnlineEngine, routing_key
 from engine.store import EventStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,8 +120,11 @@ def start_apps(store_url: str) -> tuple[str, str]:
 def http_pair(base: str) -> Callable[[requests.Session, str, int], tuple[float, float]]:
     def pair(session: requests.Session, user: str, n: int) -> tuple[float, float]:
         t0 = time.perf_counter()
+        headers = {SESSION_HEADER: routing_key("genai", user)}
         r = session.post(
-            f"{base}/v1/experiments/genai/suggest", json={"user_id": user, "context": "portrait"}
+            f"{base}/v1/experiments/genai/suggest",
+            json={"user_id": user, "context": "portrait"},
+            headers=headers,
         )
         t1 = time.perf_counter()
         r.raise_for_status()
@@ -129,7 +133,8 @@ def http_pair(base: str) -> Callable[[requests.Session, str, int], tuple[float, 
             "rating": 1 + n % 5,
             "idempotency_key": f"{user}:{n}",
         }
-        session.post(f"{base}/v1/experiments/genai/feedback", json=body).raise_for_status()
+        url = f"{base}/v1/experiments/genai/feedback"
+        session.post(url, json=body, headers=headers).raise_for_status()
         return (t1 - t0) * 1000, (time.perf_counter() - t1) * 1000
 
     return pair
@@ -192,7 +197,7 @@ def report(runs: Sequence[Run], started: datetime.datetime, total_s: float, pair
         f"- machine: nproc=2, CPU: {cpu_model()}; client threads share the cores with the server",
         f"- command: `{command_line()}`",
         f"- each client thread runs {pairs} suggest+feedback pairs (after one warm-up pair); "
-        "SQLite store; 2 shards; 2 ingress replicas for both apps",
+        f"SQLite store; {REPLICAS} replicas for both apps (Frontier's are its state shards)",
         "",
         md_row(
             [
