@@ -5,6 +5,13 @@ Append-only tables on SQLAlchemy Core. A SQLite file (WAL) by default, PostgreSQ
 write is a no-op that says so. A call returns only after the transaction committed:
 that is when the engine may acknowledge the event to its caller. Online state is a cache
 rebuilt by replaying these tables in `seq` order.
+
+Commits are flushed to disk (fsync) before they return, except suggestions': those are
+leases we hand out, not events a caller waits to have acknowledged, so their commit
+skips the flush (SQLite `synchronous=NORMAL` in WAL mode, PostgreSQL
+`synchronous_commit=off`). A crash of our processes loses none of them; a crash of the
+machine or database may lose the newest few, whose feedback is then refused as unknown
+(404), never silently dropped; and every flushed commit flushes the suggestions before it.
 """
 
 from __future__ import annotations
@@ -121,6 +128,7 @@ class EventStore:
         self.url = url or default_store_url()
         try:
             self.engine: Engine = _create_engine(self.url)
+            self._unflushed: Engine = _create_engine(self.url, flush=False)
             metadata.create_all(self.engine)
         except sa.exc.ArgumentError as e:
             raise StoreError(
@@ -151,7 +159,8 @@ class EventStore:
         return self._append(experiments, [{"name": name, "spec": dict(spec)}]) == 1
 
     def add_suggestion(self, **row: Any) -> bool:
-        return self._append(suggestions, [row]) == 1
+        """Committed without waiting for the disk (see the module's docstring)."""
+        return self._append(suggestions, [row], self._unflushed) == 1
 
     def add_feedback(self, **row: Any) -> bool:
         return self._append(feedback, [row]) == 1
@@ -179,9 +188,11 @@ class EventStore:
     def add_variant_change(self, **row: Any) -> bool:
         return self._append(variant_changes, [row]) == 1
 
-    def _append(self, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> int:
+    def _append(
+        self, table: sa.Table, rows: Sequence[Mapping[str, Any]], engine: Engine | None = None
+    ) -> int:
         now = time.time()
-        with self.engine.begin() as conn:
+        with (engine or self.engine).begin() as conn:
             return _insert_ignore(conn, table, [{"recorded_at": now, **r} for r in rows])
 
     # -- reads --------------------------------------------------------------------------------
@@ -247,6 +258,7 @@ class EventStore:
 
     def close(self) -> None:
         self.engine.dispose()
+        self._unflushed.dispose()
 
 
 # The hot queries, built once: SQLAlchemy then only binds parameters (a query built per
@@ -302,22 +314,25 @@ def _feedback_since(by_user: bool, until: bool) -> sa.Select[Any]:
 _FEEDBACK_SINCE = {(u, t): _feedback_since(u, t) for u in (False, True) for t in (False, True)}
 
 
-def _create_engine(url: str) -> Engine:
+def _create_engine(url: str, flush: bool = True) -> Engine:
+    """An engine whose commits wait for the disk, or (`flush=False`) only for the database."""
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 30})
+        synchronous = "FULL" if flush else "NORMAL"
 
         @sa.event.listens_for(engine, "connect")
         def _wal(dbapi_conn: Any, _record: Any) -> None:
             # WAL lets readers go on while a writer commits; FULL sync makes a commit durable.
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute(f"PRAGMA synchronous={synchronous}")
             cur.close()
 
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return sa.create_engine(url, pool_pre_ping=True)
+    options = {} if flush else {"connect_args": {"options": "-c synchronous_commit=off"}}
+    return sa.create_engine(url, pool_pre_ping=True, **options)
 
 
 def _insert_ignore(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> int:

@@ -66,6 +66,21 @@ def test_duplicates_are_no_ops_that_say_so(store_url: str) -> None:
     assert store.add_trials([trial]) == 0
 
 
+def test_acknowledged_events_wait_for_the_disk_suggestions_do_not(store_url: str) -> None:
+    """Feedback (and every other event) is flushed before the call returns; suggestions,
+    leases we hand out, only reach the database (see engine.store's docstring)."""
+    store = EventStore(store_url)
+    sqlite = store_url.startswith("sqlite")
+    ask = "PRAGMA synchronous" if sqlite else "SHOW synchronous_commit"
+    flushed, unflushed = (2, 1) if sqlite else ("on", "off")  # SQLite: 2 FULL, 1 NORMAL
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql(ask).scalar() == flushed
+    with store._unflushed.connect() as conn:
+        assert conn.exec_driver_sql(ask).scalar() == unflushed
+    assert store.add_suggestion(**suggestion(0))
+    assert EventStore(store_url).suggestion("s0") is not None  # committed: visible to others
+
+
 def test_concurrent_writers_lose_nothing(store_url: str) -> None:
     store = EventStore(store_url)
 
