@@ -10,12 +10,21 @@ answers. A replica can therefore die at any time: the store holds everything ack
 
 The engine is not thread-safe, so its routes are coroutines that never await while they
 use it: they run one at a time on the replica's event loop, without a thread hop.
+
+Suggest and feedback answer without reading the store first: once the response has
+gone, the replica learns what it and its peers wrote (`OnlineEngine.sync`), once for a
+burst of requests, and computes each rated user's next suggestion, which their next
+suggest serves if nothing it depends on has changed. A suggestion therefore reflects
+every feedback this replica has acknowledged, and its peers' up to the moments before;
+profiles read the store first.
 """
 
 # No `from __future__ import annotations` here: FastAPI resolves these annotations at runtime
 # on the class Serve rebuilds, where postponed names cannot be found.
 
+import asyncio
 import hmac
+import logging
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response
@@ -43,6 +52,14 @@ from engine.service import OnlineEngine, OnlineError
 from engine.store import EventStore
 
 __all__ = ["FrontierAPI", "api"]
+
+log = logging.getLogger(__name__)
+
+# Serve ships a response once the handler's ASGI call has finished, from the replica's
+# main thread: work started in the handler's task (FastAPI's BackgroundTasks too) delays
+# it by that work's duration. Learning is started this much later instead, when the
+# response has gone (measured: a 2 ms job so scheduled left the latency unchanged).
+LEARN_DELAY_S = 0.001
 
 api = FastAPI(
     title="Frontier",
@@ -72,6 +89,20 @@ class FrontierAPI:
         self.engine = OnlineEngine(self.store, **engine_options)
         self.engine.load_all()  # replay the store now: a replica is ready once it is warm
         self._token = admin_token.encode() if admin_token else None
+        self._learning = False  # a sync is scheduled; it will see every write before it runs
+
+    def _learn_soon(self) -> None:
+        """After this response: learn what was written, once for a burst of requests."""
+        if not self._learning:
+            self._learning = True
+            asyncio.get_running_loop().call_later(LEARN_DELAY_S, self._learn)
+
+    def _learn(self) -> None:
+        self._learning = False
+        try:
+            self.engine.sync(ahead=True)  # and the rated users' next suggestions
+        except Exception as e:  # the store is unreachable: the next request's sync retries
+            log.warning("learning from the store failed (%s); will retry", e)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -135,9 +166,10 @@ class FrontierAPI:
     async def suggest(self, name: ExperimentName, body: SuggestRequest) -> SuggestionOut:
         """Send `x-session-id: <routing key>` to reach the replica holding this user warm."""
         try:
-            s = self.engine.suggest(name, body.user_id, body.engine_context())
+            s = self.engine.suggest(name, body.user_id, body.engine_context(), sync=False)
         except OnlineError as e:
             raise HTTPException(e.status, str(e)) from None
+        self._learn_soon()
         return SuggestionOut(
             suggestion_id=s.suggestion_id,
             params=s.params,
@@ -157,10 +189,15 @@ class FrontierAPI:
         fields = body.model_dump(exclude={"suggestion_id", "idempotency_key"})
         try:
             status = self.engine.feedback(
-                body.suggestion_id, Feedback.model_validate(fields), body.idempotency_key, experiment=name
+                body.suggestion_id,
+                Feedback.model_validate(fields),
+                body.idempotency_key,
+                experiment=name,
+                learn=False,
             )
         except OnlineError as e:
             raise HTTPException(e.status, str(e)) from None
+        self._learn_soon()
         if status == "duplicate":
             response.status_code = 200
         return FeedbackAck(status=status, suggestion_id=body.suggestion_id)

@@ -78,6 +78,20 @@ class Suggestion:
     expires_at: float
 
 
+@dataclass(frozen=True)
+class _State:
+    """What a user's next suggestion in one context depends on, besides random draws."""
+
+    weights: np.ndarray  # the context model's, replaced (not changed) at each refit
+    rated: int  # the rater's ratings so far (their calibration)
+    seen: int  # the user's ratings in this context
+    pending: tuple[str, ...]  # their open suggestions in this context
+
+    def holds(self, now: _State) -> bool:
+        same = (self.rated, self.seen, self.pending) == (now.rated, now.seen, now.pending)
+        return same and self.weights is now.weights
+
+
 @dataclass
 class _User:
     """What memory holds of one user: their histories per context and open suggestions."""
@@ -85,6 +99,7 @@ class _User:
     histories: dict[str, UserHistory] = field(default_factory=dict)
     pending: dict[str, tuple[str, dict[str, Any], float]] = field(default_factory=dict)
     weights: dict[str, float] | None = None  # the user's own preference weights, if set
+    ahead: dict[str, tuple[_State, dict[str, Any]]] = field(default_factory=dict)  # by context
 
     def history(self, context: str | None) -> UserHistory:
         return self.histories.setdefault(context or "", UserHistory())
@@ -170,8 +185,24 @@ class OnlineEngine:
             self._experiment(name)
         return names
 
-    def _experiment(self, name: str) -> _Experiment:
+    def sync(self, ahead: bool = False) -> None:
+        """Learn everything stored since the last sync, for every experiment in memory.
+
+        `ahead`: then also compute the next suggestion of every user in memory who was just
+        rated, in that context; their next `suggest` serves it if nothing it depends on has
+        changed since (a Serve replica does this after its response has gone).
+        """
+        now = time.time()
+        for exp in self._experiments.values():
+            for user_id, label in self._sync(exp):
+                user = exp.users.get(user_id)
+                if ahead and user is not None:
+                    user.ahead[label] = self._next(exp, user_id, user, label or None, now)
+
+    def _experiment(self, name: str, sync: bool = True) -> _Experiment:
         exp = self._experiments.get(name)
+        if exp is not None and not sync:
+            return exp
         if exp is None:
             stored = self.store.experiment(name)
             if stored is None:
@@ -183,17 +214,21 @@ class OnlineEngine:
         self._sync(exp)
         return exp
 
-    def _sync(self, exp: _Experiment) -> None:
+    def _sync(self, exp: _Experiment) -> set[tuple[str, str]]:
         """Learn from every feedback stored since the last sync, in write order, whichever
-        engine wrote it; drop cached users whose preferences another engine changed."""
+        engine wrote it; drop cached users whose preferences another engine changed.
+        Returns the (user, context label) pairs that were rated."""
         now = time.monotonic()
+        rated = set()
         for row in exp.feedback.fresh(self.store.feedback_since(exp.spec.name, exp.feedback.watermark), now):
             self._apply(exp, row)
+            rated.add((row["user_id"], context_label(row["context"]) or ""))
         if now - exp.peers_synced_at >= self.peer_sync_s:
             exp.peers_synced_at = now
             changed = self.store.preferences_since(exp.spec.name, exp.preferences.watermark)
             for row in exp.preferences.fresh(changed, now):
                 exp.users.pop(row["user_id"], None)  # rebuilt, re-scored, on next use
+        return rated
 
     def _apply(self, exp: _Experiment, row: dict[str, Any]) -> None:
         reward = self._reward(exp.spec, row)
@@ -246,6 +281,25 @@ class OnlineEngine:
             exp.users.popitem(last=False)
         return user
 
+    def _next(
+        self,
+        exp: _Experiment,
+        user_id: str,
+        user: _User,
+        context: str | None,
+        now: float,
+        ahead: tuple[_State, dict[str, Any]] | None = None,
+    ) -> tuple[_State, dict[str, Any]]:
+        """The user's next params here, from `ahead` when they were computed in this state."""
+        rater = exp.raters.get(user_id, Rater())
+        label = context or ""
+        open_ = {sid: p for sid, (c, p, expires) in user.pending.items() if c == label and expires > now}
+        history = user.history(context)
+        state = _State(exp.model.context(context).weights(), rater.count, len(history), tuple(open_))
+        if ahead is not None and ahead[0].holds(state):
+            return ahead
+        return state, exp.model.suggest(rater, history, context, exp.rng, list(open_.values()))
+
     # -- the protocol -----------------------------------------------------------------------
 
     def _cluster_label(self, exp: _Experiment, features: Sequence[float]) -> str:
@@ -265,13 +319,20 @@ class OnlineEngine:
         user_id: str,
         context: str | Sequence[float] | None = None,
         now: float | None = None,
+        sync: bool = True,
     ) -> Suggestion:
-        """`context`: a label, or a feature vector that is clustered into a labelled context."""
+        """`context`: a label, or a feature vector that is clustered into a labelled context.
+
+        `sync=False` answers from what this engine has learnt so far, without reading the
+        store first: for a caller that calls `sync()` after each answer instead (a Serve
+        replica does, after its response has gone), so only other engines' writes of the
+        last moments can be missing, never this engine's own.
+        """
         _check_id("user_id", user_id)
         if isinstance(context, str):
             _check_id("context", context, MAX_CONTEXT)
         now = time.time() if now is None else now
-        exp = self._experiment(experiment)
+        exp = self._experiment(experiment, sync)
         stored: str | dict[str, Any] | None
         if context is None or isinstance(context, str):
             stored = context
@@ -284,9 +345,7 @@ class OnlineEngine:
             context = self._cluster_label(exp, features)
             stored = {"label": context, "features": features}
         user = self._user(exp, user_id, now)
-        rater = exp.raters.get(user_id, Rater())
-        pending = [p for c, p, expires in user.pending.values() if c == (context or "") and expires > now]
-        params = exp.model.suggest(rater, user.history(context), context, exp.rng, pending)
+        params = self._next(exp, user_id, user, context, now, user.ahead.pop(context or "", None))[1]
         suggestion = Suggestion(
             suggestion_id=routing_key(experiment, user_id) + uuid.uuid4().hex,
             experiment=experiment,
@@ -315,10 +374,12 @@ class OnlineEngine:
         idempotency_key: str | None = None,
         now: float | None = None,
         experiment: str | None = None,
+        learn: bool = True,
     ) -> Literal["recorded", "duplicate"]:
         """Store feedback (durably, then learn from it); a repeat of a key is a no-op.
 
         `experiment`, when given, must be the suggestion's (an HTTP path names it).
+        `learn=False` returns once it is stored; the next `sync()` learns it.
         """
         _check_id("suggestion_id", suggestion_id)
         if idempotency_key is not None:
@@ -348,7 +409,8 @@ class OnlineEngine:
         )
         if not stored:
             return "duplicate"
-        self._experiment(suggestion["experiment"])  # syncs: the model learns it now
+        if learn:
+            self._experiment(suggestion["experiment"])  # syncs: the model learns it now
         return "recorded"
 
     def set_preferences(self, experiment: str, user_id: str, weights: dict[str, float]) -> dict[str, float]:

@@ -180,3 +180,25 @@ def test_engines_sharing_a_store_serve_one_consistent_state(engine: OnlineEngine
     after = other.profile("genai", users[0].user_id)
     assert after["weights"]["cost"] == 1.0 and after != before
     assert after == engine.profile("genai", users[0].user_id)
+
+
+def test_a_suggestion_computed_ahead_is_served_only_while_its_state_holds(engine: OnlineEngine) -> None:
+    """Serve replicas compute a rated user's next suggestion after answering; it must be
+    what `suggest` would compute then, and never served once the user's state moved."""
+    first = engine.suggest("genai", "kim", "portrait")
+    engine.feedback(first.suggestion_id, Feedback(rating=4), learn=False)
+    engine.sync(ahead=True)
+    user = engine._experiments["genai"].users["kim"]
+    ahead = user.ahead["portrait"][1]
+    served = engine.suggest("genai", "kim", "portrait", sync=False)
+    assert served.params == ahead and not user.ahead  # used once
+    engine.feedback(served.suggestion_id, Feedback(rating=2), learn=False)
+    engine.sync(ahead=True)
+    stale = user.ahead["portrait"][1]
+    # another engine takes a rating from kim: kim's history grows
+    other = OnlineEngine(EventStore(engine.store.url), lease_s=60, grace_s=60)
+    pending = other.suggest("genai", "kim", "portrait")
+    other.feedback(pending.suggestion_id, Feedback(rating=5))
+    engine.sync()  # learnt here: portrait's state moved on
+    assert engine.suggest("genai", "kim", "portrait", sync=False).params != stale
+    assert engine.profile("genai", "kim")["contexts"]["portrait"]["samples"] == 3
