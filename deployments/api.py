@@ -49,7 +49,7 @@ from engine.config import ExperimentSpec, SpecError, parse_spec
 from engine.feedback import Feedback
 from engine.fronts import front_report
 from engine.service import OnlineEngine, OnlineError
-from engine.store import EventStore
+from engine.store import UNAVAILABLE, EventStore
 
 __all__ = ["FrontierAPI", "api"]
 
@@ -77,8 +77,19 @@ async def _invalid(request: Request, exc: RequestValidationError) -> JSONRespons
     return JSONResponse({"detail": detail}, status_code=422)
 
 
+async def _store_down(request: Request, exc: Exception) -> JSONResponse:
+    """503, which clients retry (FrontierClient does), instead of a 500."""
+    log.warning("the store is not answering: %s", type(exc).__name__)
+    return JSONResponse({"detail": "the store is not answering; retry shortly"}, status_code=503)
+
+
+for _unavailable in UNAVAILABLE:
+    api.add_exception_handler(_unavailable, _store_down)
+
+
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {"model": ErrorBody} for code in codes}
+    """The error bodies a route documents; every route may answer 503 (the store is down)."""
+    return {code: {"model": ErrorBody} for code in (*codes, 503)}
 
 
 @serve.deployment(max_ongoing_requests=64, ray_actor_options={"num_cpus": 0})
@@ -125,7 +136,7 @@ class FrontierAPI:
 
     # -- routes ----------------------------------------------------------------------------
 
-    @api.get("/healthz", response_model=Health, responses=_errors(503))
+    @api.get("/healthz", response_model=Health, responses=_errors())
     def healthz(self) -> Health:
         try:
             self.store.experiment_names()
@@ -133,7 +144,7 @@ class FrontierAPI:
             raise HTTPException(503, f"the store is not answering: {type(e).__name__}") from None
         return Health(status="ok")
 
-    @api.get("/v1/experiments", response_model=list[str])
+    @api.get("/v1/experiments", response_model=list[str], responses=_errors())
     def list_experiments(self) -> list[str]:
         return self.store.experiment_names()
 

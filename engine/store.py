@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-__all__ = ["SCHEMA_VERSION", "TABLES", "EventStore", "StoreError", "default_store_url"]
+__all__ = ["SCHEMA_VERSION", "TABLES", "UNAVAILABLE", "EventStore", "StoreError", "default_store_url"]
 
 SCHEMA_VERSION = 2  # 2: feedback.implicit
 DEFAULT_STORE = Path("results") / "frontier.db"
@@ -112,6 +112,11 @@ TABLES: dict[str, sa.Table] = {
 
 class StoreError(RuntimeError):
     """The store cannot be opened or used as asked."""
+
+
+# What the database driver raises while the store cannot be reached (down, restarting,
+# dropped, locked past the timeout): a caller may retry, unlike a bug's error.
+UNAVAILABLE: tuple[type[Exception], ...] = (sa.exc.OperationalError, sa.exc.InterfaceError)
 
 
 def default_store_url() -> str:

@@ -8,14 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import sqlalchemy as sa
 import yaml
 
+from engine.client import SESSION_HEADER
 from engine.config import load_spec, parse_spec
 from engine.explore import explore
 from engine.fronts import publish
+from engine.service import routing_key
 from engine.store import EventStore
 from objectives.users import SPACE
-from tests.integration.conftest import ADMIN_TOKEN, Served
+from tests.integration.conftest import ADMIN_TOKEN, Served, drop_database, pg_database
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -27,7 +30,11 @@ def post(url: str, body: Any, **kw: Any) -> requests.Response:
 
 
 def suggest(served: Served, user: str, context: Any = "portrait") -> dict[str, Any]:
-    r = post(f"{served.base}/v1/experiments/genai/suggest", {"user_id": user, "context": context})
+    """With the user's session header, as FrontierClient sends it: one replica holds them."""
+    headers = {SESSION_HEADER: routing_key("genai", user)}
+    r = post(
+        f"{served.base}/v1/experiments/genai/suggest", {"user_id": user, "context": context}, headers=headers
+    )
     assert r.status_code == 200, r.text
     return dict(r.json())
 
@@ -77,7 +84,7 @@ def test_suggest_returns_a_lease_on_params_inside_the_space(served: Served) -> N
         assert SPACE[name]["low"] <= s["params"][name] <= SPACE[name]["high"]
     clustered = suggest(served, "alice", {"features": [120.0, 0.3, 5.1, 65536.0]})
     assert clustered["context"].startswith("cluster-")
-    # concurrent (pending) suggestions for one user differ
+    # concurrent (pending) suggestions for one user differ (their replica knows both)
     assert suggest(served, "bob")["params"] != suggest(served, "bob")["params"]
 
 
@@ -198,3 +205,28 @@ def test_preferences_per_user(served: Served) -> None:
         assert requests.put(url, json=body, timeout=30).status_code == 422, body
     missing = requests.put(url.replace("/genai/", "/nope/"), json={"weights": {"speed": 1.0}}, timeout=30)
     assert missing.status_code == 404
+
+
+def test_a_store_that_stops_answering_is_503_not_500(served: Served) -> None:
+    """503 tells clients to retry (FrontierClient does); a 500 would read as our bug."""
+    from ray import serve
+
+    from deployments.app import AppArgs, app_builder
+
+    with pg_database() as url:
+        app = app_builder(AppArgs(store_url=url, experiments=["configs/genai.yaml"], replicas=1))
+        serve.run(app, name="storedown", route_prefix="/storedown", logging_config={"log_level": "ERROR"})
+        base = f"{served.base}/storedown"
+        try:
+            s = post(f"{base}/v1/experiments/genai/suggest", {"user_id": "ann"}).json()
+            drop_database(sa.engine.make_url(url).database or "")
+            assert requests.get(f"{base}/healthz", timeout=30).status_code == 503
+            down = post(f"{base}/v1/experiments/genai/suggest", {"user_id": "ann"})
+            assert down.status_code == 503 and "retry" in down.json()["detail"]
+            fb = post(
+                f"{base}/v1/experiments/genai/feedback", {"suggestion_id": s["suggestion_id"], "rating": 4}
+            )
+            assert fb.status_code == 503
+            assert requests.get(f"{base}/v1/experiments/genai/users/ann", timeout=30).status_code == 503
+        finally:
+            serve.delete("storedown")
