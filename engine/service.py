@@ -148,6 +148,7 @@ class _Experiment:
     feedback: _Cursor = field(default_factory=_Cursor)  # applied to the models
     preferences: _Cursor = field(default_factory=_Cursor)  # their users' caches dropped
     peers_synced_at: float = -np.inf
+    unlearnt: bool = False  # this engine stored feedback that no sync has read yet
 
     clusters: ContextClusters = field(default_factory=ContextClusters)
     clustered_seq: int = 0
@@ -201,7 +202,7 @@ class OnlineEngine:
 
     def _experiment(self, name: str, sync: bool = True) -> _Experiment:
         exp = self._experiments.get(name)
-        if exp is not None and not sync:
+        if exp is not None and not sync and not exp.unlearnt:
             return exp
         if exp is None:
             stored = self.store.experiment(name)
@@ -220,6 +221,7 @@ class OnlineEngine:
         Returns the (user, context label) pairs that were rated."""
         now = time.monotonic()
         rated = set()
+        exp.unlearnt = False
         for row in exp.feedback.fresh(self.store.feedback_since(exp.spec.name, exp.feedback.watermark), now):
             self._apply(exp, row)
             rated.add((row["user_id"], context_label(row["context"]) or ""))
@@ -323,9 +325,9 @@ class OnlineEngine:
     ) -> Suggestion:
         """`context`: a label, or a feature vector that is clustered into a labelled context.
 
-        `sync=False` answers from what this engine has learnt so far, without reading the
-        store first: for a caller that calls `sync()` after each answer instead (a Serve
-        replica does, after its response has gone), so only other engines' writes of the
+        `sync=False` reads the store first only if this engine has stored feedback it has
+        not learnt yet: for a caller that calls `sync()` after each answer instead (a Serve
+        replica does, once its response has gone), so only other engines' writes of the
         last moments can be missing, never this engine's own.
         """
         _check_id("user_id", user_id)
@@ -411,6 +413,8 @@ class OnlineEngine:
             return "duplicate"
         if learn:
             self._experiment(suggestion["experiment"])  # syncs: the model learns it now
+        elif suggestion["experiment"] in self._experiments:
+            self._experiments[suggestion["experiment"]].unlearnt = True  # a suggest syncs first
         return "recorded"
 
     def set_preferences(self, experiment: str, user_id: str, weights: dict[str, float]) -> dict[str, float]:

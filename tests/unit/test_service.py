@@ -202,3 +202,11 @@ def test_a_suggestion_computed_ahead_is_served_only_while_its_state_holds(engine
     engine.sync()  # learnt here: portrait's state moved on
     assert engine.suggest("genai", "kim", "portrait", sync=False).params != stale
     assert engine.profile("genai", "kim")["contexts"]["portrait"]["samples"] == 3
+
+
+def test_a_suggest_without_sync_still_sees_this_engines_own_feedback(engine: OnlineEngine) -> None:
+    """Under load a replica may take a user's next suggest before its after-response sync."""
+    s = engine.suggest("genai", "lee", "portrait")
+    engine.feedback(s.suggestion_id, Feedback(rating=5), learn=False)
+    engine.suggest("genai", "lee", "portrait", sync=False)
+    assert len(engine._experiments["genai"].users["lee"].history("portrait")) == 1
