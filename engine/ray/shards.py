@@ -17,7 +17,7 @@ import ray
 from engine.config import ExperimentSpec
 from engine.feedback import Feedback
 from engine.ray.runtime import ensure_ray
-from engine.service import OnlineEngine, OnlineError, Suggestion, routing_key, shard_of
+from engine.service import OnlineEngine, Suggestion, routing_key, shard_of
 from engine.store import EventStore
 
 __all__ = ["Shard", "ShardActor", "ShardRouter", "shard_index"]
@@ -28,8 +28,9 @@ def shard_index(experiment: str, user_id: str, shards: int) -> int:
 
 
 class Shard:
-    """An OnlineEngine behind plain, picklable calls: a Ray actor here, a Serve deployment
-    in `deployments`. Calls are serialised by a lock: the engine is not thread-safe."""
+    """An OnlineEngine behind plain, picklable calls, as a Ray actor (the Serve app runs its
+    engines in its replicas instead). Calls are serialised by a lock: the engine is not
+    thread-safe."""
 
     def __init__(self, store_url: str, options: dict[str, Any]) -> None:
         self.engine = OnlineEngine(EventStore(store_url), **options)
@@ -60,14 +61,6 @@ class Shard:
 
     def ping(self) -> bool:
         return True
-
-    def call(self, method: str, *args: Any) -> dict[str, Any]:
-        """`{"ok": result}`, or `{"error": message, "status": http_status}` for a request the
-        engine refuses: an answer, not an exception Ray and Serve would log as a crash."""
-        try:
-            return {"ok": getattr(self, method)(*args)}
-        except OnlineError as e:
-            return {"error": str(e), "status": e.status}
 
 
 ShardActor: Any = ray.remote(max_restarts=-1, max_task_retries=3, num_cpus=0)(Shard)
