@@ -4,9 +4,10 @@ Each replica runs an `OnlineEngine` over the shared event store. Serve's consist
 router sends every request carrying `x-session-id` (the user's routing key: the first 16
 characters of their suggestion ids; `FrontierClient` sends it) to the replica that owns
 that key, so a user's state is warm in one replica's memory; a request without it, or one
-that lands elsewhere while replicas come and go, is still answered right, because every
-engine learns all acknowledged feedback and preference changes from the store before it
-answers. A replica can therefore die at any time: the store holds everything acknowledged.
+that lands elsewhere while replicas come and go, is still answered from the same state,
+because every engine learns all acknowledged feedback and preference changes from the
+store (below). A replica can therefore die at any time: the store holds everything
+acknowledged.
 
 The engine is not thread-safe, so its routes are coroutines that never await while they
 use it: they run one at a time on the replica's event loop, without a thread hop.
