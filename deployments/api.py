@@ -28,7 +28,7 @@ import hmac
 import logging
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -48,7 +48,7 @@ from deployments.schemas import (
 )
 from engine.config import ExperimentSpec, SpecError, parse_spec
 from engine.feedback import Feedback
-from engine.fronts import front_report
+from engine.fronts import UnknownRun, front_report
 from engine.service import OnlineEngine, OnlineError
 from engine.store import UNAVAILABLE, EventStore
 
@@ -194,13 +194,15 @@ class FrontierAPI:
         "/v1/experiments/{name}/feedback",
         status_code=202,
         response_model=FeedbackAck,
-        responses={**_errors(404, 410, 422), 200: {"model": FeedbackAck, "description": "a duplicate"}},
+        responses={**_errors(404, 409, 410, 422), 200: {"model": FeedbackAck, "description": "a duplicate"}},
     )
     async def feedback(self, name: ExperimentName, body: FeedbackRequest, response: Response) -> FeedbackAck:
-        """202 once durably stored; 200 when this feedback was stored before (a no-op)."""
+        """202 once durably stored; 200 when this feedback was stored before under this key
+        (a no-op); 409 when the key was used on this suggestion for other feedback.
+        `learnt` says whether the weights in force give what it carries any weight."""
         fields = body.model_dump(exclude={"suggestion_id", "idempotency_key"})
         try:
-            status = self.engine.feedback(
+            result = self.engine.feedback(
                 body.suggestion_id,
                 Feedback.model_validate(fields),
                 body.idempotency_key,
@@ -210,13 +212,21 @@ class FrontierAPI:
         except OnlineError as e:
             raise HTTPException(e.status, str(e)) from None
         self._learn_soon()
-        if status == "duplicate":
+        if result.status == "duplicate":
             response.status_code = 200
-        return FeedbackAck(status=status, suggestion_id=body.suggestion_id)
+        return FeedbackAck(
+            status=result.status, suggestion_id=body.suggestion_id, learnt=result.learnt, reason=result.reason
+        )
 
     @api.get("/v1/experiments/{name}/pareto", response_model=ParetoFront, responses=_errors(404))
-    def pareto(self, name: ExperimentName) -> ParetoFront:
-        return ParetoFront.model_validate(front_report(self.store, self._spec(name)))
+    def pareto(
+        self, name: ExperimentName, run: Annotated[str | None, Query(max_length=64)] = None
+    ) -> ParetoFront:
+        """The newest exploration run's front, or `?run=<run id>`'s (`runs` lists them)."""
+        try:
+            return ParetoFront.model_validate(front_report(self.store, self._spec(name), run))
+        except UnknownRun as e:
+            raise HTTPException(404, str(e)) from None
 
     @api.put(
         "/v1/experiments/{name}/users/{user_id}/preferences",

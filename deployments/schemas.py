@@ -80,6 +80,8 @@ class Preferences(_Body):
 class FeedbackAck(_Body):
     status: Literal["recorded", "duplicate"]
     suggestion_id: str
+    learnt: bool = Field(description="whether a model learns from it under the weights in force")
+    reason: str | None = Field(default=None, description="why it is not learnt")
 
 
 class ExperimentInfo(_Body):
@@ -95,7 +97,9 @@ class FrontPoint(_Body):
 
 class ParetoFront(_Body):
     experiment: str
-    trials: int = Field(description="published offline trials (`frontier explore --store`)")
+    run_id: str | None = Field(description="the exploration run shown (None: nothing published)")
+    runs: list[str] = Field(description="every published run, the newest last")
+    trials: int = Field(description="the run's published trials (`frontier explore --store`)")
     reference_point: dict[str, float]
     hypervolume: float
     front: list[FrontPoint]

@@ -1,8 +1,14 @@
 """`FrontierClient`: the HTTP API from Python, retrying safely.
 
-Feedback carries an idempotency key (generated when the caller gives none) that every
-retry repeats, so a retry after a lost response is a no-op on the server. A retried
-`suggest` may leave one extra suggestion behind; it expires without harm.
+Every call is retried on connection errors and 502/503/504 (the server was restarting,
+or the store did not answer), with the same body. Idempotent calls (feedback, the GETs,
+PUT preferences) are retried on 500 too: a replica killed mid-request makes Serve's
+proxy answer 500, and repeating them is safe. Feedback carries an idempotency key
+(generated when the caller gives none) that every retry repeats, so a retry after a lost
+response is a no-op on the server. `suggest` is not idempotent: a retry after a lost
+response leaves the first suggestion open, and until it is answered or its lease expires
+the learner counts it as pending for that user (their next suggestions avoid its point);
+a 500 on suggest is therefore raised, not retried.
 
 Every per-user call carries `x-session-id: <the user's routing key>`, so Serve routes all
 of a user's requests to the replica that holds their state in memory.
@@ -23,7 +29,8 @@ from engine.service import routing_key
 
 __all__ = ["SESSION_HEADER", "FrontierClient", "FrontierHTTPError", "HttpOnline"]
 
-RETRY_STATUS = {502, 503, 504}
+RETRY_STATUS = frozenset({502, 503, 504})
+RETRY_STATUS_IDEMPOTENT = RETRY_STATUS | {500}
 SESSION_HEADER = "x-session-id"  # Ray Serve's session affinity header (its default name)
 
 
@@ -64,7 +71,9 @@ class FrontierClient:
         elif context is not None:
             body["context"] = {"features": [float(v) for v in context]}
         path = f"/v1/experiments/{experiment}/suggest"
-        result: dict[str, Any] = self._call("POST", path, body, routing_key(experiment, user_id))
+        result: dict[str, Any] = self._call(
+            "POST", path, body, routing_key(experiment, user_id), idempotent=False
+        )
         return result
 
     def feedback(
@@ -95,8 +104,10 @@ class FrontierClient:
         result: dict[str, Any] = self._call("POST", path, body, suggestion_id[:16])
         return str(result["status"])
 
-    def pareto(self, experiment: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("GET", f"/v1/experiments/{experiment}/pareto")
+    def pareto(self, experiment: str, run: str | None = None) -> dict[str, Any]:
+        """The newest exploration run's front, or `run`'s."""
+        query = f"?run={run}" if run else ""
+        result: dict[str, Any] = self._call("GET", f"/v1/experiments/{experiment}/pareto{query}")
         return result
 
     def profile(self, experiment: str, user_id: str) -> dict[str, Any]:
@@ -119,7 +130,7 @@ class FrontierClient:
 
     def create_experiment(self, spec: Mapping[str, Any]) -> dict[str, Any]:
         """Admin: needs the client's `admin_token`."""
-        result: dict[str, Any] = self._call("POST", "/v1/experiments", dict(spec))
+        result: dict[str, Any] = self._call("POST", "/v1/experiments", dict(spec), idempotent=False)
         return result
 
     def healthy(self) -> bool:
@@ -129,9 +140,16 @@ class FrontierClient:
             return False
 
     def _call(
-        self, method: str, path: str, body: Mapping[str, Any] | None = None, session: str | None = None
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        session: str | None = None,
+        idempotent: bool = True,
     ) -> Any:
-        """Retry connection failures and 502/503/504 with the same body; raise other errors."""
+        """Retry connection failures and 502/503/504 (and 500 when `idempotent`) with the
+        same body; raise other errors."""
+        retry = RETRY_STATUS_IDEMPOTENT if idempotent else RETRY_STATUS
         headers = {SESSION_HEADER: session} if session else None
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
@@ -145,7 +163,7 @@ class FrontierClient:
             else:
                 if r.status_code < 400:
                     return r.json()
-                if r.status_code not in RETRY_STATUS or last:
+                if r.status_code not in retry or last:
                     raise FrontierHTTPError(r.status_code, _detail(r))
             time.sleep(self.backoff_s * 2**attempt)
         raise AssertionError("unreachable: the last attempt returns or raises")
@@ -171,6 +189,7 @@ class HttpOnline:
         return HttpSuggestion(**s)
 
     def feedback(self, suggestion_id: str, feedback: Feedback, idempotency_key: str | None = None) -> str:
+        """'recorded' or 'duplicate'."""
         return self.client.feedback(
             self._experiment.pop(suggestion_id),
             suggestion_id,

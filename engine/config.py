@@ -131,21 +131,25 @@ class ExperimentSpec(_Model):
     concurrency: int = Field(default=1, ge=1, le=1024)
     resources: Resources = Field(default_factory=Resources)
     seed: int = 0
-    preference: dict[str, float] = Field(default_factory=lambda: {"quality": 0.6, "speed": 0.3, "cost": 0.1})
+    preference: dict[str, float] | None = Field(
+        default=None, description="weights over the metrics; default: every metric weighs the same"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentSpec:
         names = [m.name for m in self.metrics]
         if len(set(names)) != len(names):
             raise ValueError(f"metrics {names} repeat a name; give each metric once")
+        if self.preference is None:
+            return self
         unknown = set(self.preference) - set(names)
         if unknown:
             raise ValueError(
                 f"preference weights name {sorted(unknown)} that are not metrics {names}; "
                 "weight only declared metrics"
             )
-        if any(w < 0 for w in self.preference.values()):
-            raise ValueError(f"preference {self.preference} has a negative weight; use >= 0")
+        if any(not w >= 0 for w in self.preference.values()) or not sum(self.preference.values()) > 0:
+            raise ValueError(f"preference {self.preference} needs weights >= 0, not all 0")
         return self
 
     def search_space(self, objective_cls: type | None = None) -> Space:
@@ -159,7 +163,9 @@ class ExperimentSpec(_Model):
         return Space(_SpaceModel.model_validate({"params": raw}).params)
 
     def weights(self) -> dict[str, float]:
-        """Preference weights over every metric (missing ones weigh 0)."""
+        """Preference weights over every metric: the spec's (missing ones weigh 0), or equal."""
+        if self.preference is None:
+            return {m.name: 1.0 / len(self.metrics) for m in self.metrics}
         return {m.name: float(self.preference.get(m.name, 0.0)) for m in self.metrics}
 
 

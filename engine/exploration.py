@@ -11,6 +11,7 @@ import json
 import math
 import time
 import traceback
+import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ class Summary:
     failed: int
     infeasible: int
     hypervolume: float
+    run_id: str
     front: pd.DataFrame
     preferred: int | None
     knee: int | None
@@ -84,6 +86,7 @@ class Exploration:
         self._running: set[str] = set()
         self._hv = HypervolumeTracker(spec.metrics)
         self.started = time.monotonic()
+        self.run_id = ""  # set by _open: this run's, or the resumed run's
         self.searcher = self._open(resume)
 
     # -- setup -------------------------------------------------------------------------
@@ -108,6 +111,9 @@ class Exploration:
         s = self.spec.searcher
         searcher = make_searcher(s.name, self.space, self.spec.metrics, self.spec.seed, s.options)
         self._replay(searcher, events)
+        if not self.run_id:  # a new run (or a journal from before runs had ids)
+            self.run_id = new_run_id()
+            self.journal.append({"kind": "run", "run_id": self.run_id})
         return searcher
 
     def _spec_dict(self) -> dict[str, Any]:
@@ -116,7 +122,9 @@ class Exploration:
     def _replay(self, searcher: Searcher, events: list[dict[str, Any]]) -> None:
         """Re-issue the journaled asks and tells; a seeded searcher ends where it stopped."""
         for ev in events:
-            if ev["kind"] == "ask":
+            if ev["kind"] == "run":
+                self.run_id = ev["run_id"]
+            elif ev["kind"] == "ask":
                 got = searcher.ask(1)
                 if not got or got[0].trial_id != ev["trial_id"] or not _same(got[0].params, ev["params"]):
                     raise ResumeError(
@@ -242,6 +250,7 @@ class Exploration:
         counts = trials["status"].value_counts().to_dict() if not trials.empty else {}
         summary = Summary(
             out_dir=self.out_dir,
+            run_id=self.run_id,
             trials=len(trials),
             completed=int(counts.get("completed", 0)),
             failed=int(counts.get("failed", 0)),
@@ -253,6 +262,7 @@ class Exploration:
         )
         info = {
             "experiment": self.spec.name,
+            "run_id": self.run_id,
             "searcher": self.spec.searcher.name,
             "seed": self.spec.seed,
             "trials": summary.trials,
@@ -268,6 +278,11 @@ class Exploration:
 
     def close(self) -> None:
         self.journal.close()
+
+
+def new_run_id() -> str:
+    """Sortable by start time, unique across machines: `20261130T142501Z-1a2b3c4d`."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
 
 
 def evaluate(objective: Any, params: dict[str, Any]) -> TrialResult:

@@ -54,7 +54,7 @@ def explore(
         exploration.close()
         if store is not None:
             events = EventStore(store)
-            publish(events, spec, exploration.results)
+            publish(events, spec, exploration.results, exploration.run_id)
             events.close()
     return summary
 

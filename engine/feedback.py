@@ -10,25 +10,43 @@ The mapping (documented in the README):
 | implicit: `time_to_accept_s` t | exp(-t / 20) - 0.5: +0.5 at once, 0 at 14 s, to -0.5 |
 | implicit: `retries` r (re-generations before it) | 0.5 - 0.5 r, at least -1: +0.5 for none |
 | several of the above | their weighted mean: stars and signals weigh 1, implicit signals 0.5 |
-| metrics only (latency, cost) | no quality reward: they feed the speed/cost terms |
+| metrics only (e.g. `{"speed": 900}`) | no quality reward: they feed their metrics' terms |
 
 Implicit signals weigh half: they say how a suggestion went, not what the user thinks
 of it. Conflicting feedback on the same settings is kept, never overwritten: each is one
 noisy observation for the model.
 
-A user's preference weights then combine the quality reward with speed and cost scores
-(each in [-1, 1], better when lower latency or cost than the experiment's reference).
+The utility then weighs one term per metric of the spec by the preference weights in
+force (the experiment's, or the user's own). Judgements (stars, signals, implicit
+signals) are the term of the *judged* metric: the one named `quality`, else the first
+metric to maximise, else the first. A measured metric, named as in the spec, scores
+`(reference - value) / |reference|` for metrics to minimise and the opposite for metrics
+to maximise (|reference| taken as 1 when the reference is 0), clipped to [-1, 1]: 0 at the
+reference, the worst acceptable value, 1 at zero latency or cost. A term given twice (a
+rating and a measured quality) is their mean; a term not given scores 0 (neutral).
+Feedback whose terms all weigh 0 is stored but teaches nothing (`utility` is None).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["SIGNAL_REWARD", "Feedback", "Signal", "quality_reward", "utility"]
+from engine.config import MetricSpec
+
+__all__ = [
+    "SIGNAL_REWARD",
+    "Feedback",
+    "Signal",
+    "judged_metric",
+    "metric_score",
+    "quality_reward",
+    "terms",
+    "utility",
+]
 
 Signal = Literal["accept", "reject", "undo", "like", "dislike", "super_like"]
 SIGNAL_REWARD: dict[str, float] = {
@@ -48,7 +66,9 @@ class Feedback(BaseModel):
 
     rating: int | None = Field(default=None, ge=1, le=5, description="1-5 stars")
     signal: Signal | None = None
-    metrics: dict[str, float] | None = Field(default=None, description="measured latency_ms, cost, …")
+    metrics: dict[str, float] | None = Field(
+        default=None, description="measured values of the spec's metrics, by name"
+    )
     time_to_accept_s: float | None = Field(
         default=None, ge=0, le=86400, description="implicit: seconds to accept"
     )
@@ -95,22 +115,38 @@ def quality_reward(fb: Feedback) -> float | None:
     return sum(r * w for r, w in parts) / sum(w for _, w in parts)
 
 
-def utility(
-    quality: float,
-    metrics: Mapping[str, float] | None,
-    weights: Mapping[str, float],
-    references: Mapping[str, float],
-) -> float:
-    """Weighted quality/speed/cost utility; a missing measurement scores neutral (0).
+def judged_metric(metrics: Sequence[MetricSpec]) -> str:
+    """The metric that ratings and signals judge: `quality`, else the first to maximise."""
+    names = [m.name for m in metrics]
+    if "quality" in names:
+        return "quality"
+    return next((m.name for m in metrics if m.direction == "max"), names[0])
 
-    speed and cost score 1 - value / reference, clipped to [-1, 1]: 0 at the reference.
-    """
-    total = weights.get("quality", 0.0)
-    value = total * quality
-    for name, metric in (("speed", "latency_ms"), ("cost", "cost")):
-        w = weights.get(name, 0.0)
-        total += w
-        measured = (metrics or {}).get(metric)
-        if w and measured is not None and references.get(name):
-            value += w * max(-1.0, min(1.0, 1.0 - measured / references[name]))
-    return value / total if total else quality
+
+def metric_score(value: float, metric: MetricSpec) -> float:
+    """A measured value in [-1, 1]: 0 at the metric's reference, positive when better."""
+    scale = abs(metric.reference) or 1.0
+    return max(-1.0, min(1.0, (metric.reference - value) * metric.sign() / scale))
+
+
+def terms(fb: Feedback, metrics: Sequence[MetricSpec]) -> dict[str, float]:
+    """The feedback's score per metric it speaks of (names the spec lacks are ignored)."""
+    parts: dict[str, list[float]] = {}
+    quality = quality_reward(fb)
+    if quality is not None:
+        parts[judged_metric(metrics)] = [quality]
+    for m in metrics:
+        value = (fb.metrics or {}).get(m.name)
+        if value is not None:
+            parts.setdefault(m.name, []).append(metric_score(value, m))
+    return {name: sum(scores) / len(scores) for name, scores in parts.items()}
+
+
+def utility(fb: Feedback, metrics: Sequence[MetricSpec], weights: Mapping[str, float]) -> float | None:
+    """The weighted mean of the metrics' terms (absent ones 0); None when every term the
+    feedback gives weighs 0, so that it cannot teach anything under these weights."""
+    given = terms(fb, metrics)
+    if not any(weights.get(name, 0.0) > 0 for name in given):
+        return None
+    total = sum(weights.get(m.name, 0.0) for m in metrics)
+    return sum(weights.get(name, 0.0) * score for name, score in given.items()) / total

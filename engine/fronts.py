@@ -1,7 +1,9 @@
 """Offline fronts in the event store: `frontier explore --store` publishes, the API serves.
 
-Publishing is idempotent (a trial's key is experiment/trial_id), so re-publishing a
-resumed exploration only adds the trials that are new.
+Every exploration run has its own id (`--resume` keeps the resumed run's), and a trial's
+key is experiment/run/trial, so a new run's trials never collide with an earlier run's,
+and re-publishing a resumed run only adds the trials that are new. The front served is
+the newest run's (the run whose trials were published last), or the run asked for.
 """
 
 from __future__ import annotations
@@ -16,15 +18,24 @@ from engine.config import ExperimentSpec
 from engine.pareto import front, hypervolume, metric_column
 from engine.store import EventStore
 
-__all__ = ["front_report", "publish"]
+__all__ = ["UnknownRun", "front_report", "publish"]
+
+LEGACY_RUN = "legacy"  # trials published before runs had ids
 
 
-def publish(store: EventStore, spec: ExperimentSpec, results: Iterable[Mapping[str, Any]]) -> int:
+class UnknownRun(LookupError):
+    """A run id with no published trials."""
+
+
+def publish(
+    store: EventStore, spec: ExperimentSpec, results: Iterable[Mapping[str, Any]], run_id: str
+) -> int:
     """Register the experiment (if new) and store its finished trials; returns how many were new."""
     store.add_experiment(spec.name, spec.model_dump(mode="json"))
     rows = [
         {
             "experiment": spec.name,
+            "run_id": run_id,
             "trial_id": r["trial_id"],
             "status": r["status"],
             "params": r["params"],
@@ -36,13 +47,23 @@ def publish(store: EventStore, spec: ExperimentSpec, results: Iterable[Mapping[s
     return store.add_trials(rows)
 
 
-def front_report(store: EventStore, spec: ExperimentSpec) -> dict[str, Any]:
-    """The published trials' front (params and metrics), reference point and hypervolume."""
-    rows = list(store.events("trials", experiment=spec.name))
+def front_report(store: EventStore, spec: ExperimentSpec, run_id: str | None = None) -> dict[str, Any]:
+    """One run's front (params and metrics), reference point and hypervolume: the newest
+    run's unless `run_id` names one; `runs` lists every published run, oldest first."""
+    by_run: dict[str, list[dict[str, Any]]] = {}
+    for row in store.events("trials", experiment=spec.name):  # in write order
+        by_run.setdefault(row["run_id"] or LEGACY_RUN, []).append(row)
+    runs = sorted(by_run, key=lambda r: by_run[r][-1]["seq"])  # the last published last
+    if run_id is not None and run_id not in by_run:
+        raise UnknownRun(f"run {run_id!r} has no published trials in {spec.name!r}; runs: {runs}")
+    chosen = run_id or (runs[-1] if runs else None)
+    rows = by_run.get(chosen, []) if chosen else []
     table = _table(rows, spec)
     points = front(table, spec.metrics) if len(table) else table
     return {
         "experiment": spec.name,
+        "run_id": chosen,
+        "runs": runs,
         "trials": len(rows),
         "reference_point": {m.name: m.reference for m in spec.metrics},
         "hypervolume": hypervolume(table, spec.metrics) if len(table) else 0.0,

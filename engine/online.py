@@ -369,16 +369,14 @@ class OnlineModel:
         context: str | None,
         params: Mapping[str, Any],
         reward: float,
-        own_reward: float | None = None,
     ) -> None:
-        """One rating of this user: to the population, and to their own history.
+        """One rating of this user: to the population, and to their own history."""
+        self.learn(rater, context, params, reward)
+        self.remember(history, params, reward)
 
-        `own_reward`: the reward under the user's own preference weights, when they set
-        some; the population learns every user on the experiment's weights.
-        """
-        x, arm = self.encoding.encode(params)
-        self._learn(rater, context, x, arm, reward)
-        history.add(x, arm, reward if own_reward is None else own_reward)
+    def remember(self, history: UserHistory, params: Mapping[str, Any], reward: float) -> None:
+        """One rating to the user's own history only (e.g. on the user's own weights)."""
+        history.add(*self.encoding.encode(params), reward)
 
     # -- predicting -------------------------------------------------------------------------
 

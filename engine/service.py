@@ -1,17 +1,19 @@
 """The suggestion protocol over the event store, in process (Ray shards wrap this).
 
 `suggest` returns an id, params, variant and lease expiry, written to the store before
-it is returned. `feedback` is acknowledged only once durably stored; a duplicate
-(same idempotency key) is a no-op; unknown ids and feedback past the grace window are
-clear errors. The models are caches: a state is rebuilt by replaying the store, so
-evicting it from memory, or losing the process, loses nothing acknowledged.
+it is returned. `feedback` is acknowledged only once durably stored, and says whether
+it will be learnt (and why not); an idempotency key is scoped to its suggestion: the same
+key with the same body is a no-op, with another body a conflict (409). Unknown ids and
+feedback past the grace window are clear errors. The models are caches: a state is
+rebuilt by replaying the store, so evicting it from memory, or losing the process,
+loses nothing acknowledged.
 """
 
 from __future__ import annotations
 
 import hashlib
-import heapq
 import json
+import logging
 import time
 import uuid
 from collections import OrderedDict
@@ -23,12 +25,14 @@ import numpy as np
 
 from engine.config import ExperimentSpec
 from engine.contexts import ContextClusters
-from engine.feedback import Feedback, quality_reward, utility
+from engine.feedback import Feedback, terms, utility
 from engine.online import OnlineModel, Rater, UserHistory
 from engine.store import EventStore
 
 __all__ = [
+    "ConflictingFeedback",
     "ExpiredSuggestion",
+    "FeedbackResult",
     "InvalidRequest",
     "OnlineEngine",
     "OnlineError",
@@ -39,8 +43,9 @@ __all__ = [
     "shard_of",
 ]
 
+log = logging.getLogger(__name__)
+
 MAX_ID = 256
-GAP_S = 10.0  # how long a missing feedback seq may still turn up (PostgreSQL commit order)
 MAX_CONTEXT = 128
 MAX_FEATURES = 64
 
@@ -67,6 +72,12 @@ class ExpiredSuggestion(OnlineError):
     status = 410
 
 
+class ConflictingFeedback(OnlineError):
+    """An idempotency key reused on one suggestion with another body."""
+
+    status = 409
+
+
 @dataclass(frozen=True)
 class Suggestion:
     suggestion_id: str
@@ -76,6 +87,15 @@ class Suggestion:
     params: dict[str, Any]
     variant: str
     expires_at: float
+
+
+@dataclass(frozen=True)
+class FeedbackResult:
+    """How feedback was taken: stored now or before, and whether any model learns from it."""
+
+    status: Literal["recorded", "duplicate"]
+    learnt: bool
+    reason: str | None = None  # why it is not learnt
 
 
 @dataclass(frozen=True)
@@ -106,47 +126,16 @@ class _User:
 
 
 @dataclass
-class _Cursor:
-    """How far one reader has read an append-only table, in `seq` order.
-
-    PostgreSQL may make a lower `seq` visible after a higher one (concurrent commits),
-    and skipped sequence values leave gaps; rows above the watermark are therefore
-    remembered, and re-read, until the gap below them (other experiments' rows,
-    rolled-back or late commits) has been there for GAP_S seconds.
-    """
-
-    watermark: int = 0  # every seq up to here is read (or was never written)
-    above: dict[int, float] = field(default_factory=dict)  # seq -> when first seen
-    _heap: list[int] = field(default_factory=list)  # the keys of `above`, lowest first
-
-    def seen(self, seq: int) -> bool:
-        return seq <= self.watermark or seq in self.above
-
-    def fresh(self, rows: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
-        """The rows not read before (marking them read), then the watermark moved up."""
-        new = [row for row in rows if not self.seen(row["seq"])]
-        for row in new:
-            self.above[row["seq"]] = now
-            heapq.heappush(self._heap, row["seq"])
-        while self._heap:
-            low = self._heap[0]
-            if low != self.watermark + 1 and now - self.above[low] <= GAP_S:
-                break
-            heapq.heappop(self._heap)
-            del self.above[low]
-            self.watermark = low
-        return new
-
-
-@dataclass
 class _Experiment:
     spec: ExperimentSpec
     model: OnlineModel
     rng: np.random.Generator
     raters: dict[str, Rater] = field(default_factory=dict)
     users: OrderedDict[str, _User] = field(default_factory=OrderedDict)
-    feedback: _Cursor = field(default_factory=_Cursor)  # applied to the models
-    preferences: _Cursor = field(default_factory=_Cursor)  # their users' caches dropped
+    # the last seq read of each table: the store makes rows visible in seq order, so
+    # every row up to it has been read, and every row after it is still to come
+    feedback_seq: int = 0  # applied to the models
+    preferences_seq: int = 0  # their users' caches dropped
     peers_synced_at: float = -np.inf
     unlearnt: bool = False  # this engine stored feedback that no sync has read yet
 
@@ -222,44 +211,58 @@ class OnlineEngine:
         now = time.monotonic()
         rated = set()
         exp.unlearnt = False
-        for row in exp.feedback.fresh(self.store.feedback_since(exp.spec.name, exp.feedback.watermark), now):
-            self._apply(exp, row)
+        for row in self.store.feedback_since(exp.spec.name, exp.feedback_seq):
+            try:
+                self._apply(exp, row)
+            except (ValueError, KeyError, TypeError) as e:  # a row no model can take: say so, go on
+                log.error("%s: feedback seq %s cannot be learnt (%s); skipped", exp.spec.name, row["seq"], e)
+            exp.feedback_seq = row["seq"]  # only once applied
             rated.add((row["user_id"], context_label(row["context"]) or ""))
         if now - exp.peers_synced_at >= self.peer_sync_s:
             exp.peers_synced_at = now
-            changed = self.store.preferences_since(exp.spec.name, exp.preferences.watermark)
-            for row in exp.preferences.fresh(changed, now):
+            for row in self.store.preferences_since(exp.spec.name, exp.preferences_seq):
                 exp.users.pop(row["user_id"], None)  # rebuilt, re-scored, on next use
+                exp.preferences_seq = row["seq"]
         return rated
 
     def _apply(self, exp: _Experiment, row: dict[str, Any]) -> None:
+        """The population learns the row on the experiment's weights, the user's own
+        history on the user's weights; either may find nothing it weighs (None)."""
         reward = self._reward(exp.spec, row)
         user = exp.users.get(row["user_id"])
         if user is not None:
             user.pending.pop(row["suggestion_id"], None)
-        if reward is None:
-            return
         rater = exp.raters.setdefault(row["user_id"], Rater())
+        label = context_label(row["context"])
+        if reward is not None:
+            exp.model.learn(rater, label, row["params"], reward)
         if user is not None:
-            label = context_label(row["context"])
-            own = self._reward(exp.spec, row, user.weights) if user.weights else None
-            exp.model.observe(rater, user.history(label), label, row["params"], reward, own)
-        else:
-            exp.model.learn(rater, context_label(row["context"]), row["params"], reward)
+            own = self._reward(exp.spec, row, user.weights) if user.weights else reward
+            if own is not None:
+                exp.model.remember(user.history(label), row["params"], own)
 
     @staticmethod
     def _reward(
         spec: ExperimentSpec, row: dict[str, Any], weights: dict[str, float] | None = None
     ) -> float | None:
         """The row's utility under `weights` (default: the experiment's preference)."""
-        fb = Feedback(
-            rating=row["rating"], signal=row["signal"], metrics=row["metrics"], **(row["implicit"] or {})
-        )
-        quality = quality_reward(fb)
-        if quality is None:
+        return utility(stored_feedback(row), spec.metrics, weights or spec.weights())
+
+    def _not_learnt(self, exp: _Experiment, user_id: str, fb: Feedback) -> str | None:
+        """Why this feedback teaches no model (None when it teaches one)."""
+        metrics = exp.spec.metrics
+        if utility(fb, metrics, exp.spec.weights()) is not None:
             return None
-        references = {m.name: m.reference for m in spec.metrics}
-        return utility(quality, row["metrics"], weights or spec.weights(), references)
+        user = exp.users.get(user_id)
+        own = user.weights if user is not None else self.store.preferences(exp.spec.name, user_id)
+        if own and utility(fb, metrics, own) is not None:
+            return None
+        weighed = sorted(n for n, w in (own or exp.spec.weights()).items() if w > 0)
+        return (
+            f"stored but not learnt: it speaks of {sorted(terms(fb, metrics))}, and the weights in "
+            f"force for user {user_id!r} weigh only {weighed}; give those metrics a weight "
+            "(PUT /v1/experiments/{name}/users/{user_id}/preferences, or the spec's preference)"
+        )
 
     def _user(self, exp: _Experiment, user_id: str, now: float) -> _User:
         """The user's state from memory, or rebuilt from the store (and cached, LRU)."""
@@ -269,12 +272,14 @@ class OnlineEngine:
             return user
         user = _User(weights=self.store.preferences(exp.spec.name, user_id))
         for row in self.store.feedback_since(exp.spec.name, 0, user_id=user_id):
-            if not exp.feedback.seen(row["seq"]):
-                continue  # the population has not seen it yet: the next sync applies it
-            reward = self._reward(exp.spec, row, user.weights)
-            if reward is not None:
-                x, arm = exp.model.encoding.encode(row["params"])
-                user.history(context_label(row["context"])).add(x, arm, reward)
+            if row["seq"] > exp.feedback_seq:
+                break  # the population has not seen it yet: the next sync applies it
+            try:
+                reward = self._reward(exp.spec, row, user.weights)
+                if reward is not None:
+                    exp.model.remember(user.history(context_label(row["context"])), row["params"], reward)
+            except (ValueError, KeyError, TypeError):
+                continue  # logged when the population skipped it
         for s in self.store.open_suggestions(exp.spec.name, user_id, now):
             label = context_label(s["context"]) or ""
             user.pending[s["suggestion_id"]] = (label, s["params"], s["expires_at"])
@@ -377,11 +382,13 @@ class OnlineEngine:
         now: float | None = None,
         experiment: str | None = None,
         learn: bool = True,
-    ) -> Literal["recorded", "duplicate"]:
+    ) -> FeedbackResult:
         """Store feedback (durably, then learn from it); a repeat of a key is a no-op.
 
-        `experiment`, when given, must be the suggestion's (an HTTP path names it).
-        `learn=False` returns once it is stored; the next `sync()` learns it.
+        The key is scoped to the suggestion: the same key and body again is a duplicate,
+        the same key with another body a `ConflictingFeedback`. Metrics must be named as
+        the spec's. `experiment`, when given, must be the suggestion's (an HTTP path names
+        it). `learn=False` returns once it is stored; the next `sync()` learns it.
         """
         _check_id("suggestion_id", suggestion_id)
         if idempotency_key is not None:
@@ -391,10 +398,18 @@ class OnlineEngine:
         if suggestion is None or experiment not in (None, suggestion["experiment"]):
             where = f" in experiment {experiment!r}" if experiment else ""
             raise UnknownSuggestion(f"suggestion {suggestion_id!r} is unknown{where}; ask /suggest for one")
-        key = idempotency_key or _content_key(suggestion_id, feedback)
+        exp = self._experiment(suggestion["experiment"], sync=False)
+        names = [m.name for m in exp.spec.metrics]
+        unknown = sorted(set(feedback.metrics or {}) - set(names))
+        if unknown:
+            raise InvalidRequest(
+                f"metrics {unknown} are not metrics of experiment {exp.spec.name!r}; send any of {names}"
+            )
+        key = idempotency_key or _content_key(feedback)
+        not_learnt = self._not_learnt(exp, suggestion["user_id"], feedback)
         if now > suggestion["expires_at"] + self.grace_s:
-            if self.store.feedback_for(key) is not None:
-                return "duplicate"  # stored in time; this is a retry of it
+            if self._same_as_stored(suggestion_id, key, feedback):
+                return FeedbackResult("duplicate", not_learnt is None, not_learnt)  # a retry of it
             raise ExpiredSuggestion(
                 f"suggestion {suggestion_id!r} expired at {suggestion['expires_at']:.0f} and the "
                 f"{self.grace_s:.0f} s grace window has passed; feedback is no longer accepted"
@@ -410,12 +425,21 @@ class OnlineEngine:
             implicit=feedback.implicit() or None,
         )
         if not stored:
-            return "duplicate"
+            if not self._same_as_stored(suggestion_id, key, feedback):
+                raise ConflictingFeedback(
+                    f"idempotency_key {key!r} was used on suggestion {suggestion_id!r} for other "
+                    "feedback; send new feedback under a new key"
+                )
+            return FeedbackResult("duplicate", not_learnt is None, not_learnt)
         if learn:
             self._experiment(suggestion["experiment"])  # syncs: the model learns it now
-        elif suggestion["experiment"] in self._experiments:
-            self._experiments[suggestion["experiment"]].unlearnt = True  # a suggest syncs first
-        return "recorded"
+        else:
+            exp.unlearnt = True  # a suggest syncs first
+        return FeedbackResult("recorded", not_learnt is None, not_learnt)
+
+    def _same_as_stored(self, suggestion_id: str, key: str, feedback: Feedback) -> bool:
+        stored = self.store.feedback_for(suggestion_id, key)
+        return stored is not None and stored_feedback(stored) == feedback
 
     def set_preferences(self, experiment: str, user_id: str, weights: dict[str, float]) -> dict[str, float]:
         """Store a user's own weights over the experiment's metrics; their past feedback is
@@ -476,6 +500,12 @@ def shard_of(key: str, shards: int) -> int:
         return 0
 
 
+def stored_feedback(row: dict[str, Any]) -> Feedback:
+    """The feedback a stored row carries."""
+    implicit = row["implicit"] or {}
+    return Feedback(rating=row["rating"], signal=row["signal"], metrics=row["metrics"], **implicit)
+
+
 def context_label(stored: str | dict[str, Any] | None) -> str | None:
     """A stored context is a label, or features with the label they were clustered to."""
     return stored.get("label") if isinstance(stored, dict) else stored
@@ -488,7 +518,7 @@ def _check_id(name: str, value: str, limit: int = MAX_ID) -> None:
         raise InvalidRequest(f"{name} is {len(value)} characters long; the limit is {limit}")
 
 
-def _content_key(suggestion_id: str, fb: Feedback) -> str:
+def _content_key(fb: Feedback) -> str:
     """Without an idempotency key, identical feedback on one suggestion counts once."""
     body = json.dumps(fb.model_dump(), sort_keys=True)
-    return f"{suggestion_id}:{hashlib.sha256(body.encode()).hexdigest()[:32]}"
+    return f"auto:{hashlib.sha256(body.encode()).hexdigest()[:32]}"

@@ -6,6 +6,9 @@ write is a no-op that says so. A call returns only after the transaction committ
 that is when the engine may acknowledge the event to its caller. Online state is a cache
 rebuilt by replaying these tables in `seq` order.
 
+Rows of a table become visible in `seq` order (see `_READ_IN_SEQ_ORDER`), so a reader
+that remembers the last seq it read never misses a row committed later.
+
 Commits are flushed to disk (fsync) before they return, except suggestions': those are
 leases we hand out, not events a caller waits to have acknowledged, so their commit
 skips the flush (SQLite `synchronous=NORMAL` in WAL mode, PostgreSQL
@@ -31,7 +34,7 @@ from sqlalchemy.engine import Engine
 
 __all__ = ["SCHEMA_VERSION", "TABLES", "UNAVAILABLE", "EventStore", "StoreError", "default_store_url"]
 
-SCHEMA_VERSION = 2  # 2: feedback.implicit
+SCHEMA_VERSION = 3  # 2: feedback.implicit; 3: feedback keys scoped to suggestions, trials.run_id
 DEFAULT_STORE = Path("results") / "frontier.db"
 
 metadata = sa.MetaData()
@@ -80,10 +83,11 @@ feedback = _events(
     sa.Column("signal", sa.String(32)),
     sa.Column("metrics", sa.JSON),
     sa.Column("implicit", sa.JSON),  # time_to_accept_s, retries (schema version 2)
-)
+)  # idempotency_key: "<suggestion id>/<the client's key>" (`feedback_key`, schema version 3)
 trials = _events(
     "trials",
     sa.Column("experiment", sa.String(64), nullable=False, index=True),
+    sa.Column("run_id", sa.String(64)),  # the exploration run (schema version 3; NULL before)
     sa.Column("trial_id", sa.String(64), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("params", sa.JSON, nullable=False),
@@ -108,6 +112,15 @@ variant_changes = _events(
 TABLES: dict[str, sa.Table] = {
     t.name: t for t in (experiments, suggestions, feedback, trials, preferences, variant_changes)
 }
+
+
+# Tables that readers follow by `seq` (engines learn feedback, preferences and feature
+# contexts that way): a reader that has seen seq n must never see a lower seq appear
+# later. SQLite has one writer at a time, so seqs commit in order. On PostgreSQL a
+# sequence value is drawn before the commit, so two writers could commit out of order:
+# each writer holds a table lock that only writers take (readers never wait) from before
+# its seq is drawn until its commit, which makes seq order commit order there too.
+_READ_IN_SEQ_ORDER = {"feedback", "preferences", "suggestions"}
 
 
 class StoreError(RuntimeError):
@@ -145,17 +158,22 @@ class EventStore:
         self._check_schema()
 
     def _check_schema(self) -> None:
+        """Create the version mark, or upgrade an older store in place, step by step."""
         with self.engine.begin() as conn:
             found = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
             if found is None:
                 _insert_ignore(conn, meta, [{"key": "schema_version", "value": str(SCHEMA_VERSION)}])
-            elif int(found) == 1:  # append-only upgrade: a new nullable column, nothing rewritten
-                conn.execute(sa.text("ALTER TABLE feedback ADD COLUMN implicit JSON"))
-                conn.execute(meta.update().where(meta.c.key == "schema_version").values(value="2"))
-            elif int(found) > SCHEMA_VERSION:
+                return
+            if int(found) > SCHEMA_VERSION:
                 raise StoreError(
                     f"the store at {self.url!r} has schema version {found}, newer than this "
                     f"Frontier's {SCHEMA_VERSION}; upgrade Frontier"
+                )
+            for version in range(int(found), SCHEMA_VERSION):
+                for statement in _UPGRADES[version]:
+                    conn.execute(sa.text(statement))
+                conn.execute(
+                    meta.update().where(meta.c.key == "schema_version").values(value=str(version + 1))
                 )
 
     # -- writes: each returns True when stored, False when the key was already there --------
@@ -179,12 +197,15 @@ class EventStore:
             conn.close()
         return stored
 
-    def add_feedback(self, **row: Any) -> bool:
-        return self._append(feedback, [row]) == 1
+    def add_feedback(self, *, idempotency_key: str, suggestion_id: str, **row: Any) -> bool:
+        """False when this suggestion has feedback under this key already (keys are scoped
+        to their suggestion: two suggestions may use the same key)."""
+        key = feedback_key(suggestion_id, idempotency_key)
+        return self._append(feedback, [{"idempotency_key": key, "suggestion_id": suggestion_id, **row}]) == 1
 
     def add_trials(self, rows: Sequence[Mapping[str, Any]]) -> int:
-        """Store finished trials; the key is `experiment/trial_id`. Returns how many were new."""
-        keyed = [{"idempotency_key": f"{r['experiment']}/{r['trial_id']}", **r} for r in rows]
+        """Store finished trials, keyed by experiment, run and trial id; returns how many were new."""
+        keyed = [{"idempotency_key": f"{r['experiment']}/{r['run_id']}/{r['trial_id']}", **r} for r in rows]
         return self._append(trials, keyed)
 
     def add_preferences(self, **row: Any) -> bool:
@@ -210,6 +231,8 @@ class EventStore:
     ) -> int:
         now = time.time()
         with (engine or self.engine).begin() as conn:
+            if table.name in _READ_IN_SEQ_ORDER and conn.dialect.name == "postgresql":
+                conn.exec_driver_sql(f"LOCK TABLE {table.name} IN SHARE ROW EXCLUSIVE MODE")
             return _insert_ignore(conn, table, [{"recorded_at": now, **r} for r in rows])
 
     # -- reads --------------------------------------------------------------------------------
@@ -224,8 +247,9 @@ class EventStore:
     def suggestion(self, suggestion_id: str) -> dict[str, Any] | None:
         return self._one(_SUGGESTION, suggestion_id)
 
-    def feedback_for(self, idempotency_key: str) -> dict[str, Any] | None:
-        return self._one(_FEEDBACK_FOR, idempotency_key)
+    def feedback_for(self, suggestion_id: str, idempotency_key: str) -> dict[str, Any] | None:
+        """The feedback stored on this suggestion under this key, if any."""
+        return self._one(_FEEDBACK_FOR, feedback_key(suggestion_id, idempotency_key))
 
     def events(self, table: str, **where: Any) -> Iterator[dict[str, Any]]:
         """Rows of one table in write order, filtered by equal columns (replay reads this)."""
@@ -236,11 +260,11 @@ class EventStore:
                 yield dict(row._mapping)
 
     def feedback_since(
-        self, experiment: str, after_seq: int, user_id: str | None = None, until_seq: int | None = None
+        self, experiment: str, after_seq: int, user_id: str | None = None
     ) -> list[dict[str, Any]]:
         """Feedback rows with their suggestion's params and context, in write order."""
-        query = _FEEDBACK_SINCE[user_id is not None, until_seq is not None]
-        params = {"experiment": experiment, "after": after_seq, "user_id": user_id, "until": until_seq}
+        query = _FEEDBACK_SINCE[user_id is not None]
+        params = {"experiment": experiment, "after": after_seq, "user_id": user_id}
         with self.engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(query, params)]
 
@@ -325,7 +349,7 @@ _SQLITE_SUGGESTION = str(
 )
 
 
-def _feedback_since(by_user: bool, until: bool) -> sa.Select[Any]:
+def _feedback_since(by_user: bool) -> sa.Select[Any]:
     query = (
         sa.select(feedback, suggestions.c.params, suggestions.c.context)
         .join(suggestions, suggestions.c.suggestion_id == feedback.c.suggestion_id)
@@ -334,12 +358,31 @@ def _feedback_since(by_user: bool, until: bool) -> sa.Select[Any]:
     )
     if by_user:
         query = query.where(feedback.c.user_id == sa.bindparam("user_id"))
-    if until:
-        query = query.where(feedback.c.seq <= sa.bindparam("until"))
     return query
 
 
-_FEEDBACK_SINCE = {(u, t): _feedback_since(u, t) for u in (False, True) for t in (False, True)}
+_FEEDBACK_SINCE = {by_user: _feedback_since(by_user) for by_user in (False, True)}
+
+
+def feedback_key(suggestion_id: str, idempotency_key: str) -> str:
+    """The stored (unique) key: the client's key within its suggestion."""
+    return f"{suggestion_id}/{idempotency_key}"
+
+
+# In-place upgrades from each version to the next; the rows stay, their meaning too.
+_UPGRADES: dict[int, list[str]] = {
+    1: ["ALTER TABLE feedback ADD COLUMN implicit JSON"],
+    2: [
+        # keys were global (a key used on two suggestions kept only the first feedback):
+        # scope every key to its suggestion; keys made from the content were "<id>:<hash>"
+        "UPDATE feedback SET idempotency_key = suggestion_id || '/auto:' || "
+        "substr(idempotency_key, length(suggestion_id) + 2) "
+        "WHERE substr(idempotency_key, 1, length(suggestion_id) + 1) = suggestion_id || ':'",
+        "UPDATE feedback SET idempotency_key = suggestion_id || '/' || idempotency_key "
+        "WHERE substr(idempotency_key, 1, length(suggestion_id) + 6) <> suggestion_id || '/auto:'",
+        "ALTER TABLE trials ADD COLUMN run_id VARCHAR(64)",
+    ],
+}
 
 
 def _create_engine(url: str, flush: bool = True) -> Engine:

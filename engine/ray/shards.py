@@ -17,7 +17,7 @@ import ray
 from engine.config import ExperimentSpec
 from engine.feedback import Feedback
 from engine.ray.runtime import ensure_ray
-from engine.service import OnlineEngine, Suggestion, routing_key, shard_of
+from engine.service import FeedbackResult, OnlineEngine, Suggestion, routing_key, shard_of
 from engine.store import EventStore
 
 __all__ = ["Shard", "ShardActor", "ShardRouter", "shard_index"]
@@ -46,7 +46,7 @@ class Shard:
         feedback: dict[str, Any],
         idempotency_key: str | None,
         experiment: str | None = None,
-    ) -> str:
+    ) -> FeedbackResult:
         fb = Feedback.model_validate(feedback)
         with self._lock:
             return self.engine.feedback(suggestion_id, fb, idempotency_key, experiment=experiment)
@@ -87,10 +87,14 @@ class ShardRouter:
         row = ray.get(self._shard(experiment, user_id).suggest.remote(experiment, user_id, context))
         return Suggestion(**row)
 
-    def feedback(self, suggestion_id: str, feedback: Feedback, idempotency_key: str | None = None) -> str:
+    def feedback(
+        self, suggestion_id: str, feedback: Feedback, idempotency_key: str | None = None
+    ) -> FeedbackResult:
         """Written by the user's shard (the id says which), which learns it at once."""
         shard = self.shards[shard_of(suggestion_id, len(self.shards))]
-        result: str = ray.get(shard.feedback.remote(suggestion_id, feedback.model_dump(), idempotency_key))
+        result: FeedbackResult = ray.get(
+            shard.feedback.remote(suggestion_id, feedback.model_dump(), idempotency_key)
+        )
         return result
 
     def profile(self, experiment: str, user_id: str) -> dict[str, Any]:

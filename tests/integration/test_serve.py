@@ -96,10 +96,19 @@ def test_feedback_status_codes(served: Served) -> None:
     assert first.status_code == 202 and first.json()["status"] == "recorded"
     again = post(url, body)
     assert again.status_code == 200 and again.json()["status"] == "duplicate"
+    conflict = post(url, body | {"rating": 1})  # the same key on this suggestion, other feedback
+    assert conflict.status_code == 409 and "carol-1" in conflict.json()["detail"]
     signal = post(
         url, {"suggestion_id": s["suggestion_id"], "signal": "super_like", "metrics": {"speed": 900.0}}
     )
-    assert signal.status_code == 202
+    assert signal.status_code == 202 and signal.json()["learnt"] is True
+    # genai weighs quality only: a measured speed alone is stored, and the answer says why
+    # it is not learnt; a metric genai does not have is refused with the ones it has
+    speed_only = post(url, {"suggestion_id": s["suggestion_id"], "metrics": {"speed": 900.0}})
+    assert speed_only.status_code == 202 and speed_only.json()["learnt"] is False
+    assert "speed" in speed_only.json()["reason"]
+    unknown = post(url, {"suggestion_id": s["suggestion_id"], "metrics": {"latency_ms": 100.0}})
+    assert unknown.status_code == 422 and "'quality', 'speed', 'cost'" in unknown.json()["detail"]
     assert post(url, {"suggestion_id": "f" * 48, "rating": 3}).status_code == 404
     other = post(f"{served.base}/v1/experiments/genai-admin-test/feedback", body | {"idempotency_key": "x"})
     assert other.status_code == 404  # the suggestion belongs to another experiment
@@ -171,9 +180,21 @@ def test_pareto_serves_the_published_front(served: Served, tmp_path: Any) -> Non
         "preference": {"f1": 1.0, "f2": 1.0},
     }
     spec = parse_spec(data)
-    explore(spec, tmp_path, progress=False, backend="local", store=served.store_url)
-    body = requests.get(f"{served.base}/v1/experiments/zdt1-served/pareto", timeout=30).json()
-    trials = list(EventStore(served.store_url).events("trials", experiment="zdt1-served"))
+    old = explore(spec, tmp_path / "old", progress=False, backend="local", store=served.store_url)
+    # a second exploration (another seed) publishes its own run: the front served is the new one
+    spec = spec.model_copy(update={"seed": 1})
+    new = explore(spec, tmp_path / "new", progress=False, backend="local", store=served.store_url)
+    url = f"{served.base}/v1/experiments/zdt1-served/pareto"
+    body = requests.get(url, timeout=30).json()
+    assert (body["run_id"], body["runs"]) == (new.run_id, [old.run_id, new.run_id])
+    earlier = requests.get(url, params={"run": old.run_id}, timeout=30).json()
+    assert earlier["run_id"] == old.run_id and earlier["front"] != body["front"]
+    assert requests.get(url, params={"run": "nope"}, timeout=30).status_code == 404
+    trials = [
+        t
+        for t in EventStore(served.store_url).events("trials", experiment="zdt1-served")
+        if t["run_id"] == new.run_id
+    ]
     assert body["trials"] == 40 == len(trials)
     points = {t["trial_id"]: (t["metrics"]["f1"], t["metrics"]["f2"]) for t in trials}
     dominated = {
@@ -185,7 +206,7 @@ def test_pareto_serves_the_published_front(served: Served, tmp_path: Any) -> Non
     assert {p["trial_id"] for p in body["front"]} == set(points) - dominated
     assert body["reference_point"] == {"f1": 1.1, "f2": 6.0}
     assert body["hypervolume"] > 0
-    assert publish(EventStore(served.store_url), spec, []) == 0  # re-publishing adds nothing
+    assert publish(EventStore(served.store_url), spec, [], new.run_id) == 0  # nothing new
     assert requests.get(f"{served.base}/v1/experiments/nope/pareto", timeout=30).status_code == 404
 
 

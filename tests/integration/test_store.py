@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from engine.config import load_spec
+from engine.service import OnlineEngine, Suggestion
 from engine.store import SCHEMA_VERSION, EventStore, StoreError
 
 
@@ -46,7 +49,7 @@ def test_duplicates_are_no_ops_that_say_so(store_url: str) -> None:
     store = EventStore(store_url)
     assert store.add_suggestion(**suggestion(0))
     assert not store.add_suggestion(**{**suggestion(0), "params": {"changed": True}})
-    row = {"idempotency_key": "retry-1", "suggestion_id": "s0", "experiment": "genai",
+    row: dict[str, Any] = {"idempotency_key": "retry-1", "suggestion_id": "s0", "experiment": "genai",
            "user_id": "u1", "rating": 5.0, "signal": None, "metrics": None}  # fmt: skip
     assert store.add_feedback(**row)
     assert not store.add_feedback(**{**row, "rating": 1.0})
@@ -57,6 +60,7 @@ def test_duplicates_are_no_ops_that_say_so(store_url: str) -> None:
     assert store.experiment("genai")["spec"] == {"v": 1}  # type: ignore[index]
     trial = {
         "experiment": "genai",
+        "run_id": "r1",
         "trial_id": "7",
         "status": "completed",
         "params": {},
@@ -64,6 +68,7 @@ def test_duplicates_are_no_ops_that_say_so(store_url: str) -> None:
     }
     assert store.add_trials([trial, {**trial, "trial_id": "8"}]) == 2
     assert store.add_trials([trial]) == 0
+    assert store.add_trials([{**trial, "run_id": "r2"}]) == 1  # another run's trial 7
 
 
 def test_acknowledged_events_wait_for_the_disk_suggestions_do_not(store_url: str) -> None:
@@ -115,8 +120,9 @@ def test_reopening_sees_everything_and_schema_is_versioned(store_url: str) -> No
 def test_a_version_1_store_is_upgraded_in_place(store_url: str) -> None:
     store = EventStore(store_url)
     store.add_suggestion(**suggestion(0))
-    with store.engine.begin() as conn:  # what version 1 wrote: no implicit column
+    with store.engine.begin() as conn:  # what version 1 wrote: no implicit column, no run_id
         conn.execute(sa.text("ALTER TABLE feedback DROP COLUMN implicit"))
+        conn.execute(sa.text("ALTER TABLE trials DROP COLUMN run_id"))
         conn.execute(sa.text("UPDATE frontier_meta SET value = '1' WHERE key = 'schema_version'"))
         conn.execute(
             sa.text(
@@ -126,16 +132,51 @@ def test_a_version_1_store_is_upgraded_in_place(store_url: str) -> None:
         )
     store.close()
     upgraded = EventStore(store_url)
-    assert upgraded.feedback_for("old")["implicit"] is None  # type: ignore[index]
+    assert upgraded.feedback_for("s0", "old")["implicit"] is None  # type: ignore[index]
     assert upgraded.add_feedback(
         idempotency_key="new", suggestion_id="s0", experiment="genai", user_id="u0", implicit={"retries": 2.0}
     )
-    assert upgraded.feedback_for("new")["implicit"] == {"retries": 2.0}  # type: ignore[index]
+    assert upgraded.feedback_for("s0", "new")["implicit"] == {"retries": 2.0}  # type: ignore[index]
     with upgraded.engine.connect() as conn:
         version = conn.execute(
             sa.text("SELECT value FROM frontier_meta WHERE key = 'schema_version'")
         ).scalar()
     assert version == str(SCHEMA_VERSION)
+
+
+def test_a_version_2_store_is_upgraded_in_place(store_url: str) -> None:
+    """Version 2 keyed feedback globally and trials by experiment/trial: both now scoped."""
+    store = EventStore(store_url)
+    for i in range(2):
+        store.add_suggestion(**suggestion(i))
+    with store.engine.begin() as conn:  # what version 2 wrote
+        conn.execute(sa.text("ALTER TABLE trials DROP COLUMN run_id"))
+        conn.execute(sa.text("UPDATE frontier_meta SET value = '2' WHERE key = 'schema_version'"))
+        for key, sid in (("req-1", "s0"), ("s1:0123abcd", "s1")):  # a client's key, a content key
+            conn.execute(
+                sa.text(
+                    "INSERT INTO feedback (idempotency_key, suggestion_id, experiment, user_id, rating, "
+                    "recorded_at) VALUES (:key, :sid, 'genai', 'u1', 4, 0)"
+                ),
+                {"key": key, "sid": sid},
+            )
+        conn.execute(
+            sa.text(
+                "INSERT INTO trials (idempotency_key, experiment, trial_id, status, params, recorded_at) "
+                "VALUES ('genai/0', 'genai', '0', 'completed', '{}', 0)"
+            )
+        )
+    store.close()
+    upgraded = EventStore(store_url)
+    assert upgraded.feedback_for("s0", "req-1")["rating"] == 4.0  # type: ignore[index]
+    assert upgraded.feedback_for("s1", "auto:0123abcd") is not None
+    row = {"experiment": "genai", "user_id": "u1", "rating": 2.0}
+    assert upgraded.add_feedback(idempotency_key="req-1", suggestion_id="s1", **row)  # was taken
+    assert not upgraded.add_feedback(idempotency_key="req-1", suggestion_id="s0", **row)
+    (old,) = upgraded.events("trials")
+    assert old["run_id"] is None and old["trial_id"] == "0"
+    trial = {"experiment": "genai", "trial_id": "0", "status": "completed", "params": {}, "metrics": {}}
+    assert upgraded.add_trials([{**trial, "run_id": "new-run"}]) == 1
 
 
 def test_export_to_parquet(store_url: str, tmp_path: Path) -> None:
@@ -155,3 +196,60 @@ def test_bad_urls_are_clear_errors() -> None:
         EventStore("nosuchdb://x")
     with pytest.raises(StoreError, match="cannot open"):
         EventStore("postgresql://postgres@127.0.0.1:1/none")
+
+
+def test_feedback_committed_late_is_learnt_exactly_once(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer draws its seq, then commits after a second writer's later seq: the engine
+    must learn both, however late the first commit lands (PostgreSQL's sequences are
+    drawn before the commit; SQLite has one writer at a time)."""
+    monkeypatch.setattr("engine.service.GAP_S", 0.0, raising=False)  # a gap waited for ends at once
+    engine = OnlineEngine(EventStore(store_url))
+    engine.register(load_spec("configs/genai.yaml"))
+    slow, fast = (engine.suggest("genai", user, "portrait") for user in ("slow", "fast"))
+    slow_writer, fast_writer = EventStore(store_url), EventStore(store_url)
+    in_commit, release = threading.Event(), threading.Event()
+
+    def hold_first_commit(_conn: object) -> None:
+        if not in_commit.is_set():
+            in_commit.set()
+            release.wait(60)
+
+    sa.event.listen(slow_writer.engine, "commit", hold_first_commit)
+
+    def write(store: EventStore, s: Suggestion) -> None:
+        store.add_feedback(
+            idempotency_key="k", suggestion_id=s.suggestion_id, experiment="genai",
+            user_id=s.user_id, rating=5.0, signal=None, metrics=None,
+        )  # fmt: skip
+
+    first = threading.Thread(target=write, args=(slow_writer, slow))
+    first.start()
+    assert in_commit.wait(60)
+    second = threading.Thread(target=write, args=(fast_writer, fast))
+    second.start()
+    second.join(timeout=2)  # it may wait for the first writer: that is allowed
+    engine.sync()
+    release.set()
+    first.join()
+    second.join()
+    engine.sync()
+    rebuilt = OnlineEngine(EventStore(store_url))
+    for user in ("slow", "fast"):
+        assert engine.profile("genai", user)["samples"] == 1
+        assert engine.profile("genai", user) == rebuilt.profile("genai", user)
+    assert engine._experiments["genai"].model.context("portrait").count == 2  # each once
+
+
+def test_a_row_no_model_can_take_is_skipped_and_the_rest_learnt(store_url: str) -> None:
+    engine = OnlineEngine(EventStore(store_url))
+    engine.register(load_spec("configs/genai.yaml"))
+    store = engine.store
+    store.add_suggestion(**{**suggestion(0, user="mallory"), "params": {"provider": "no-such-provider"}})
+    good = engine.suggest("genai", "eve", "portrait")
+    for sid, user in (("s0", "mallory"), (good.suggestion_id, "eve")):
+        store.add_feedback(idempotency_key="k", suggestion_id=sid, experiment="genai", user_id=user, rating=5)
+    engine.sync()  # logs the bad row, learns the good one
+    assert engine.profile("genai", "eve")["samples"] == 1
+    assert OnlineEngine(EventStore(store_url)).profile("genai", "eve")["samples"] == 1

@@ -95,6 +95,7 @@ def test_resume_after_a_crash_replays_to_the_same_exploration(tmp_path: Path) ->
         Exploration(spec(), tmp_path / "crashed")
     resumed = Exploration(spec(), tmp_path / "crashed", resume=True)
     assert len(resumed.results) == 5
+    assert resumed.run_id == first.run_id != whole.run_id  # publishing goes on under one run
     run(resumed)
     cols = ["trial_id", "status", "metric.f1", "metric.f2"]
     pd.testing.assert_frame_equal(resumed.table()[cols], whole.table()[cols])

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from engine.config import _SpaceModel
-from engine.feedback import Feedback, quality_reward, utility
+from engine.config import MetricSpec, _SpaceModel
+from engine.feedback import Feedback, judged_metric, metric_score, quality_reward, utility
 from engine.online import OnlineModel, PopulationModel, Priors, Rater, UserHistory
 from engine.space import Space
 from objectives.users import SPACE, population
@@ -140,8 +140,25 @@ def test_feedback_mapping_and_validation() -> None:
     assert quality_reward(quick) == pytest.approx(0.5) and quality_reward(slow_accept) < 0  # type: ignore[operator]
     assert [quality_reward(Feedback(retries=r)) for r in (0, 1, 2, 3, 9)] == [0.5, 0, -0.5, -1, -1]
     assert quality_reward(Feedback(rating=1, retries=0)) == pytest.approx((-1 + 0.5 * 0.5) / 1.5)
-    weights, refs = {"quality": 0.6, "speed": 0.3, "cost": 0.1}, {"speed": 4000.0, "cost": 0.01}
-    fast = utility(0.5, {"latency_ms": 1000.0, "cost": 0.01}, weights, refs)
-    slow = utility(0.5, {"latency_ms": 8000.0, "cost": 0.01}, weights, refs)
-    assert fast > slow
-    assert utility(0.5, None, {"quality": 1.0}, refs) == 0.5
+
+
+def test_utility_scores_the_specs_metrics_by_name_direction_and_reference() -> None:
+    metrics = [
+        MetricSpec(name="quality", direction="max", reference=1.0),
+        MetricSpec(name="speed", direction="min", reference=4000.0),
+        MetricSpec(name="cost", direction="min", reference=0.01),
+    ]
+    weights = {"quality": 0.6, "speed": 0.3, "cost": 0.1}
+    fast = utility(Feedback(rating=4, metrics={"speed": 1000.0, "cost": 0.01}), metrics, weights)
+    slow = utility(Feedback(rating=4, metrics={"speed": 8000.0, "cost": 0.01}), metrics, weights)
+    assert fast == pytest.approx((0.6 * 0.5 + 0.3 * 0.75) / 1.0)  # 1 - 1000/4000
+    assert slow == pytest.approx((0.6 * 0.5 - 0.3 * 1.0) / 1.0)  # clipped at -1
+    # metrics only: learnt where a weight applies, else None (nothing to learn)
+    assert utility(Feedback(metrics={"speed": 0.0}), metrics, weights) == pytest.approx(0.3)
+    assert utility(Feedback(metrics={"speed": 0.0}), metrics, {"quality": 1.0}) is None
+    assert utility(Feedback(rating=5), metrics, {"speed": 1.0}) is None
+    # a metric to maximise scores above its reference; a zero reference scales by 1
+    ssim = [MetricSpec(name="ssim", direction="max", reference=0.0), metrics[1]]
+    assert judged_metric(ssim) == "ssim"
+    assert metric_score(0.8, ssim[0]) == pytest.approx(0.8)
+    assert utility(Feedback(rating=5, metrics={"ssim": 0.6}), ssim, {"ssim": 1.0}) == pytest.approx(0.8)

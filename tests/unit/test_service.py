@@ -10,7 +10,9 @@ from pydantic import ValidationError
 from engine.config import load_spec
 from engine.feedback import Feedback
 from engine.service import (
+    ConflictingFeedback,
     ExpiredSuggestion,
+    FeedbackResult,
     InvalidRequest,
     OnlineEngine,
     UnknownExperiment,
@@ -34,22 +36,61 @@ def counts(engine: OnlineEngine) -> tuple[int, int]:
     return len(list(engine.store.events("suggestions"))), len(list(engine.store.events("feedback")))
 
 
+def status(result: FeedbackResult) -> str:
+    return result.status
+
+
 def test_suggest_feedback_duplicate_and_errors(engine: OnlineEngine) -> None:
     s = engine.suggest("genai", "alice", "portrait", now=1000.0)
     assert SPEC.search_space().contains(s.params) and s.expires_at == 1060.0
-    assert engine.feedback(s.suggestion_id, Feedback(rating=4), "k1", now=1001.0) == "recorded"
-    assert engine.feedback(s.suggestion_id, Feedback(rating=4), "k1", now=1002.0) == "duplicate"
-    assert engine.feedback(s.suggestion_id, Feedback(rating=2), "k1", now=1003.0) == "duplicate"
-    assert engine.feedback(s.suggestion_id, Feedback(signal="like"), now=1004.0) == "recorded"
-    assert engine.feedback(s.suggestion_id, Feedback(signal="like"), now=1005.0) == "duplicate"
+    assert status(engine.feedback(s.suggestion_id, Feedback(rating=4), "k1", now=1001.0)) == "recorded"
+    assert status(engine.feedback(s.suggestion_id, Feedback(rating=4), "k1", now=1002.0)) == "duplicate"
+    with pytest.raises(ConflictingFeedback, match=r"'k1'.*other feedback"):
+        engine.feedback(s.suggestion_id, Feedback(rating=2), "k1", now=1003.0)
+    assert status(engine.feedback(s.suggestion_id, Feedback(signal="like"), now=1004.0)) == "recorded"
+    assert status(engine.feedback(s.suggestion_id, Feedback(signal="like"), now=1005.0)) == "duplicate"
     assert counts(engine) == (1, 2)
     with pytest.raises(UnknownSuggestion):
         engine.feedback("nope", Feedback(rating=3))
     with pytest.raises(ExpiredSuggestion):
         engine.feedback(s.suggestion_id, Feedback(rating=3), "late", now=1000.0 + 60 + 61)
     # a retry of an acknowledged key stays a no-op even after the window
-    assert engine.feedback(s.suggestion_id, Feedback(rating=4), "k1", now=5000.0) == "duplicate"
+    assert status(engine.feedback(s.suggestion_id, Feedback(rating=4), "k1", now=5000.0)) == "duplicate"
     assert counts(engine) == (1, 2)
+
+
+def test_idempotency_keys_are_scoped_to_their_suggestion(engine: OnlineEngine) -> None:
+    """Two users' clients both send the README's "req-1": both ratings are learnt."""
+    ann = engine.suggest("genai", "ann", "portrait", now=1000.0)
+    ben = engine.suggest("genai", "ben", "portrait", now=1000.0)
+    assert status(engine.feedback(ann.suggestion_id, Feedback(rating=5), "req-1", now=1001.0)) == "recorded"
+    assert status(engine.feedback(ben.suggestion_id, Feedback(rating=2), "req-1", now=1001.0)) == "recorded"
+    assert engine.profile("genai", "ann")["samples"] == engine.profile("genai", "ben")["samples"] == 1
+    # past the grace window, another suggestion's key is no excuse: the late one is refused
+    late = engine.suggest("genai", "ann", "portrait", now=1000.0)
+    with pytest.raises(ExpiredSuggestion):
+        engine.feedback(late.suggestion_id, Feedback(rating=5), "req-1", now=1000.0 + 60 + 61)
+    # a rebuilt engine sees the same: both ratings, once each
+    restarted = OnlineEngine(EventStore(engine.store.url))
+    assert restarted.profile("genai", "ben")["samples"] == 1
+
+
+def test_measured_metrics_are_the_specs_and_learnt_where_a_weight_applies(engine: OnlineEngine) -> None:
+    s = engine.suggest("genai", "mo", "portrait")
+    with pytest.raises(InvalidRequest, match=r"latency_ms.*\['quality', 'speed', 'cost'\]"):
+        engine.feedback(s.suggestion_id, Feedback(metrics={"latency_ms": 100.0}))
+    # genai weighs quality only: metrics-only feedback is stored, not learnt, and says why
+    result = engine.feedback(s.suggestion_id, Feedback(metrics={"speed": 900.0}))
+    assert (result.status, result.learnt) == ("recorded", False)
+    assert "speed" in (result.reason or "") and "preferences" in (result.reason or "")
+    assert counts(engine) == (1, 1) and engine.profile("genai", "mo")["samples"] == 0
+    # a user who weighs speed: the same kind of feedback is learnt, faster is better
+    engine.set_preferences("genai", "mo", {"speed": 1.0})
+    for latency in (300.0, 300.0, 9000.0):
+        s = engine.suggest("genai", "mo", "portrait")
+        result = engine.feedback(s.suggestion_id, Feedback(metrics={"speed": latency}))
+        assert result.learnt and result.reason is None
+    assert engine.profile("genai", "mo")["samples"] == 4  # the first one re-scored too
 
 
 def test_bad_input_changes_nothing(engine: OnlineEngine) -> None:
@@ -84,30 +125,8 @@ def test_state_rebuilt_from_the_store_equals_the_live_state(engine: OnlineEngine
     # the unanswered suggestion is pending again after the rebuild: the next one differs
     nxt = restarted.suggest("genai", users[0].user_id, "portrait")
     assert nxt.params != open_one.params
-    assert restarted.feedback(open_one.suggestion_id, Feedback(rating=5)) == "recorded"
+    assert status(restarted.feedback(open_one.suggestion_id, Feedback(rating=5))) == "recorded"
     assert restarted.profile("genai", users[0].user_id)["samples"] == 5
-
-
-def test_a_late_commit_below_the_newest_row_is_still_learnt(engine: OnlineEngine) -> None:
-    """PostgreSQL can show seq 3 before seq 2; seq 2 must not be skipped when it lands."""
-    from engine.store import feedback as feedback_table
-
-    first = engine.suggest("genai", "carol", "portrait")
-    assert engine.feedback(first.suggestion_id, Feedback(rating=4), "a") == "recorded"  # seq 1
-
-    def write(seq: int, key: str) -> None:
-        row = {"seq": seq, "idempotency_key": key, "suggestion_id": first.suggestion_id,
-               "experiment": "genai", "user_id": "carol", "rating": 2.0, "signal": None,
-               "metrics": None, "recorded_at": 0.0}  # fmt: skip
-        with engine.store.engine.begin() as conn:
-            conn.execute(feedback_table.insert().values(row))
-
-    write(3, "c")
-    assert engine.profile("genai", "carol")["samples"] == 2
-    write(2, "b")  # the late one
-    assert engine.profile("genai", "carol")["samples"] == 3
-    restarted = OnlineEngine(EventStore(engine.store.url))
-    assert restarted.profile("genai", "carol")["samples"] == 3
 
 
 def test_feature_contexts_are_clustered_and_replayed(engine: OnlineEngine) -> None:
@@ -126,8 +145,9 @@ def test_feature_contexts_are_clustered_and_replayed(engine: OnlineEngine) -> No
 
 def test_implicit_signals_are_stored_and_learnt(engine: OnlineEngine) -> None:
     s = engine.suggest("genai", "gina", "portrait")
-    assert engine.feedback(s.suggestion_id, Feedback(time_to_accept_s=2.5, retries=1)) == "recorded"
-    stored = engine.store.feedback_for(next(iter(engine.store.events("feedback")))["idempotency_key"])
+    ack = engine.feedback(s.suggestion_id, Feedback(time_to_accept_s=2.5, retries=1), "k")
+    assert ack.status == "recorded" and ack.learnt
+    stored = engine.store.feedback_for(s.suggestion_id, "k")
     assert stored is not None and stored["implicit"] == {"time_to_accept_s": 2.5, "retries": 1.0}
     assert engine.profile("genai", "gina")["samples"] == 1
     restarted = OnlineEngine(EventStore(engine.store.url))
@@ -143,7 +163,7 @@ def test_preference_weights_per_user_rescore_their_feedback(engine: OnlineEngine
     for user in ("speedy", "default"):  # the same middling, fast outcomes for both
         for _ in range(3):
             s = engine.suggest("genai", user, "portrait")
-            engine.feedback(s.suggestion_id, Feedback(rating=3, metrics={"latency_ms": 500.0}))
+            engine.feedback(s.suggestion_id, Feedback(rating=3, metrics={"speed": 500.0}))
     speedy, default = engine.profile("genai", "speedy"), engine.profile("genai", "default")
     assert speedy["weights"]["speed"] == 1.0 and default["weights"] == SPEC.weights()
     fast = speedy["contexts"]["portrait"]["expected_reward"]
