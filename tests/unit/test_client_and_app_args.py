@@ -64,6 +64,20 @@ def test_retries_repeat_the_same_idempotency_key() -> None:
     assert len(keys) == 1 and server.bodies[0] == server.bodies[2]
 
 
+def test_idempotent_calls_are_retried_on_500_suggest_is_not() -> None:
+    """Serve's proxy answers 500 for a replica killed mid-request: feedback is safe to repeat
+    (same key); a repeated suggest would leave an extra pending suggestion."""
+    with Flaky(failures=1, status=500) as server:
+        client = FrontierClient(server.url, retries=3, backoff_s=0.0)
+        assert client.feedback("genai", "s", rating=4) == "recorded"
+    assert len(server.bodies) == 2 and server.bodies[0] == server.bodies[1]
+    with Flaky(failures=1, status=500) as server:
+        client = FrontierClient(server.url, retries=3, backoff_s=0.0)
+        with pytest.raises(FrontierHTTPError) as err:
+            client.suggest("genai", "u", "portrait")
+    assert err.value.status == 500 and len(server.bodies) == 1
+
+
 def test_client_errors_are_not_retried() -> None:
     with Flaky(failures=5, status=422) as server:
         client = FrontierClient(server.url, retries=3, backoff_s=0.0)

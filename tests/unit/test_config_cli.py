@@ -69,6 +69,15 @@ def test_bad_specs_name_field_value_and_fix(
     assert str(path) in capsys.readouterr().err
 
 
+def test_without_preference_every_metric_weighs_the_same(tmp_path: Path) -> None:
+    data = base()
+    del data["preference"]  # zdt1's metrics are f1 and f2, not quality/speed/cost
+    spec = load_spec(write(tmp_path, data))
+    assert spec.weights() == {"f1": 0.5, "f2": 0.5}
+    with pytest.raises(SpecError, match="not all 0"):
+        load_spec(write(tmp_path, {**data, "preference": {"f1": 0.0}}))
+
+
 def test_unreadable_yaml_and_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", str(write(tmp_path, "name: [unclosed"))]) == 2
     assert "not valid YAML" in capsys.readouterr().err
