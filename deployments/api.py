@@ -10,7 +10,12 @@ store (below). A replica can therefore die at any time: the store holds everythi
 acknowledged.
 
 The engine is not thread-safe, so its routes are coroutines that never await while they
-use it: they run one at a time on the replica's event loop, without a thread hop.
+use it: they run one at a time on the replica's event loop, without a thread hop. A store
+that hangs cannot wedge that loop: every store call gives up after `store_timeout_s`
+(503), and for as long again after such a call the store fails at once (503), so a
+queued request waits for at most one hung call (see `engine.store.EventStore`).
+`check_health` probes the store the same way, so Serve replaces a replica whose store
+keeps failing.
 
 Suggest and feedback answer without reading the store first: once the response has
 gone, the replica learns what it and its peers wrote (`OnlineEngine.sync`), once for a
@@ -50,7 +55,7 @@ from engine.config import ExperimentSpec, SpecError, parse_spec
 from engine.feedback import Feedback
 from engine.fronts import UnknownRun, front_report
 from engine.service import OnlineEngine, OnlineError
-from engine.store import UNAVAILABLE, EventStore
+from engine.store import DEFAULT_TIMEOUT_S, UNAVAILABLE, EventStore
 
 __all__ = ["FrontierAPI", "api"]
 
@@ -96,8 +101,14 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 @serve.deployment(max_ongoing_requests=64, ray_actor_options={"num_cpus": 0})
 @serve.ingress(api)
 class FrontierAPI:
-    def __init__(self, store_url: str, engine_options: dict[str, Any], admin_token: str | None) -> None:
-        self.store = EventStore(store_url)
+    def __init__(
+        self,
+        store_url: str,
+        engine_options: dict[str, Any],
+        admin_token: str | None,
+        store_timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        self.store = EventStore(store_url, timeout_s=store_timeout_s)
         self.engine = OnlineEngine(self.store, **engine_options)
         self.engine.load_all()  # replay the store now: a replica is ready once it is warm
         self._token = admin_token.encode() if admin_token else None
@@ -108,6 +119,11 @@ class FrontierAPI:
         if not self._learning:
             self._learning = True
             asyncio.get_running_loop().call_later(LEARN_DELAY_S, self._learn)
+
+    def check_health(self) -> None:
+        """Serve's probe (every 10 s): raises when the store does not answer within its
+        timeout, and Serve replaces the replica after a few failures in a row."""
+        self.store.ping()
 
     def _learn(self) -> None:
         self._learning = False

@@ -51,6 +51,15 @@ class AppArgs(BaseModel):
     peer_sync_s: float = Field(
         default=1.0, ge=0, description="how stale another replica's preference changes may be"
     )
+    store_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        allow_inf_nan=False,
+        description=(
+            "how long a store call may wait (PostgreSQL connects wait 2 s at least) before the "
+            "request answers 503, and for how long the store then answers 503 at once"
+        ),
+    )
 
     @field_validator("experiments")
     @classmethod
@@ -108,7 +117,7 @@ def app_builder(args: AppArgs | dict[str, Any]) -> Application:
     """Build the app (Serve calls this with serve.yaml's `args`)."""
     args = AppArgs.model_validate(args) if isinstance(args, dict) else args
     url = args.store_url or default_store_url()
-    register_experiments(EventStore(url), args.experiments)
+    register_experiments(EventStore(url, args.store_timeout_s), args.experiments)
     options = {
         "lease_s": args.lease_s,
         "grace_s": args.grace_s,
@@ -123,4 +132,4 @@ def app_builder(args: AppArgs | dict[str, Any]) -> Application:
     api = cast(Deployment, FrontierAPI).options(
         max_ongoing_requests=args.max_ongoing_requests, request_router_config=ROUTER, **scaling
     )
-    return api.bind(url, options, os.environ.get(TOKEN_ENV) or None)
+    return api.bind(url, options, os.environ.get(TOKEN_ENV) or None, args.store_timeout_s)

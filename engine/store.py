@@ -19,23 +19,41 @@ machine or database may lose the newest few, whose feedback is then refused as u
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import math
 import os
+import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import psycopg
 import sqlalchemy as sa
+from psycopg.errors import _WaitTimeout
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-__all__ = ["SCHEMA_VERSION", "TABLES", "UNAVAILABLE", "EventStore", "StoreError", "default_store_url"]
+__all__ = [
+    "DEFAULT_TIMEOUT_S",
+    "SCHEMA_VERSION",
+    "TABLES",
+    "UNAVAILABLE",
+    "EventStore",
+    "StoreError",
+    "StoreUnavailable",
+    "default_store_url",
+]
 
 SCHEMA_VERSION = 3  # 2: feedback.implicit; 3: feedback keys scoped to suggestions, trials.run_id
 DEFAULT_STORE = Path("results") / "frontier.db"
+# How long any store call may wait for the database (connect, lock, statement, answer)
+# before it raises one of UNAVAILABLE: a service answers 503 then instead of hanging.
+DEFAULT_TIMEOUT_S = 2.0
 
 metadata = sa.MetaData()
 
@@ -127,9 +145,13 @@ class StoreError(RuntimeError):
     """The store cannot be opened or used as asked."""
 
 
+class StoreUnavailable(StoreError):
+    """The store did not answer within its timeout, or did not a moment ago: retry shortly."""
+
+
 # What the database driver raises while the store cannot be reached (down, restarting,
-# dropped, locked past the timeout): a caller may retry, unlike a bug's error.
-UNAVAILABLE: tuple[type[Exception], ...] = (sa.exc.OperationalError, sa.exc.InterfaceError)
+# dropped, locked or silent past the timeout): a caller may retry, unlike a bug's error.
+UNAVAILABLE: tuple[type[Exception], ...] = (sa.exc.OperationalError, sa.exc.InterfaceError, StoreUnavailable)
 
 
 def default_store_url() -> str:
@@ -142,11 +164,24 @@ def default_store_url() -> str:
 
 
 class EventStore:
-    def __init__(self, url: str | None = None) -> None:
+    """Every call waits at most `timeout_s` for the database, then raises one of UNAVAILABLE.
+
+    After a call that failed that slowly, calls fail at once (StoreUnavailable) for
+    `timeout_s`, then try again: callers on one event loop then wait for one hung call,
+    not for one per queued request.
+    """
+
+    def __init__(self, url: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self.url = url or default_store_url()
+        if not (math.isfinite(timeout_s) and timeout_s > 0):
+            raise StoreError(
+                f"timeout_s={timeout_s!r} must be a positive number of seconds; the default is 2"
+            )
+        self.timeout_s = timeout_s
+        self._down_until = 0.0  # time.monotonic() before which calls fail at once
         try:
-            self.engine: Engine = _create_engine(self.url)
-            self._unflushed: Engine = _create_engine(self.url, flush=False)
+            self.engine: Engine = _create_engine(self.url, timeout_s)
+            self._unflushed: Engine = _create_engine(self.url, timeout_s, flush=False)
             metadata.create_all(self.engine)
         except sa.exc.ArgumentError as e:
             raise StoreError(
@@ -187,14 +222,17 @@ class EventStore:
             return self._append(suggestions, [row], self._unflushed) == 1
         values = {**row, "recorded_at": time.time()}  # JSON columns as SQLAlchemy writes them
         values["context"], values["params"] = json.dumps(row["context"]), json.dumps(row["params"])
-        conn = self._unflushed.raw_connection()
-        try:
-            cur = conn.cursor()
-            cur.execute(_SQLITE_SUGGESTION, tuple(values[k] for k in _SUGGESTION_COLUMNS))
-            stored = cur.rowcount == 1
-            conn.commit()
-        finally:
-            conn.close()
+        with self._bounded():
+            conn = self._unflushed.raw_connection()
+            try:
+                cur = conn.cursor()
+                cur.execute(_SQLITE_SUGGESTION, tuple(values[k] for k in _SUGGESTION_COLUMNS))
+                stored = cur.rowcount == 1
+                conn.commit()
+            except sqlite3.OperationalError as e:  # locked past the busy timeout: no SQLAlchemy here
+                raise StoreUnavailable(f"the store at {self.url!r} did not answer: {e}") from e
+            finally:
+                conn.close()
         return stored
 
     def add_feedback(self, *, idempotency_key: str, suggestion_id: str, **row: Any) -> bool:
@@ -213,13 +251,13 @@ class EventStore:
 
     def preferences(self, experiment: str, user_id: str) -> dict[str, float] | None:
         """The user's latest preference weights, or None when they set none."""
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             found = conn.execute(_LATEST_PREFERENCES, {"experiment": experiment, "user_id": user_id}).scalar()
         return dict(found) if found is not None else None
 
     def preferences_since(self, experiment: str, after_seq: int) -> list[dict[str, Any]]:
         """Preference changes in write order (other engines over this store re-score those users)."""
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             rows = conn.execute(_PREFERENCES_SINCE, {"experiment": experiment, "after": after_seq})
             return [dict(row._mapping) for row in rows]
 
@@ -230,7 +268,7 @@ class EventStore:
         self, table: sa.Table, rows: Sequence[Mapping[str, Any]], engine: Engine | None = None
     ) -> int:
         now = time.time()
-        with (engine or self.engine).begin() as conn:
+        with self._connect(engine, begin=True) as conn:
             if table.name in _READ_IN_SEQ_ORDER and conn.dialect.name == "postgresql":
                 conn.exec_driver_sql(f"LOCK TABLE {table.name} IN SHARE ROW EXCLUSIVE MODE")
             return _insert_ignore(conn, table, [{"recorded_at": now, **r} for r in rows])
@@ -241,7 +279,7 @@ class EventStore:
         return self._one(_EXPERIMENT, name)
 
     def experiment_names(self) -> list[str]:
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             return list(conn.execute(sa.select(experiments.c.name).order_by(experiments.c.seq)).scalars())
 
     def suggestion(self, suggestion_id: str) -> dict[str, Any] | None:
@@ -255,7 +293,7 @@ class EventStore:
         """Rows of one table in write order, filtered by equal columns (replay reads this)."""
         t = TABLES[table]
         query = sa.select(t).where(*(t.c[k] == v for k, v in where.items())).order_by(t.c.seq)
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             for row in conn.execute(query):
                 yield dict(row._mapping)
 
@@ -265,22 +303,22 @@ class EventStore:
         """Feedback rows with their suggestion's params and context, in write order."""
         query = _FEEDBACK_SINCE[user_id is not None]
         params = {"experiment": experiment, "after": after_seq, "user_id": user_id}
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             return [dict(row._mapping) for row in conn.execute(query, params)]
 
     def suggestions_since(self, experiment: str, after_seq: int) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             rows = conn.execute(_SUGGESTIONS_SINCE, {"experiment": experiment, "after": after_seq})
             return [dict(row._mapping) for row in rows]
 
     def open_suggestions(self, experiment: str, user_id: str, now: float) -> list[dict[str, Any]]:
         """A user's unexpired suggestions that have no feedback yet."""
         params = {"experiment": experiment, "user_id": user_id, "now": now}
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             return [dict(row._mapping) for row in conn.execute(_OPEN_SUGGESTIONS, params)]
 
     def _one(self, query: sa.Select[Any], key: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             row = conn.execute(query, {"key": key}).first()
         return dict(row._mapping) if row else None
 
@@ -297,10 +335,48 @@ class EventStore:
         df.to_parquet(path, index=False)
         return path
 
+    def ping(self) -> None:
+        """One round trip to the database (a health check), bounded like every call."""
+        with self._connect() as conn:
+            conn.execute(_PING)
+
+    @contextlib.contextmanager
+    def _connect(self, engine: Engine | None = None, begin: bool = False) -> Iterator[sa.Connection]:
+        """A connection (in a transaction with `begin`) for one bounded call."""
+        engine = engine or self.engine
+        # entered left to right: the breaker is checked before Engine.connect() connects
+        with self._bounded(), engine.begin() if begin else engine.connect() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def _bounded(self) -> Iterator[None]:
+        """One call's deadline, shared by all its waits on PostgreSQL (a ping, a reconnect,
+        statements, commit). Fail at once while the store is known to hang; learn that from
+        a call that failed after waiting half the timeout or more, not from one refused at once."""
+        started = time.monotonic()
+        if started < self._down_until:
+            raise StoreUnavailable(
+                f"the store at {self.url!r} did not answer within {self.timeout_s:g} s a moment "
+                f"ago; calls fail at once for {self._down_until - started:.1f} s more, then try it again"
+            )
+        outer = getattr(_CALL, "deadline", None)
+        _CALL.deadline = started + self.timeout_s if outer is None else min(outer, started + self.timeout_s)
+        try:
+            yield
+        except UNAVAILABLE:
+            now = time.monotonic()
+            if now - started >= self.timeout_s / 2:
+                self._down_until = now + self.timeout_s
+            raise
+        finally:
+            _CALL.deadline = outer
+
     def close(self) -> None:
         self.engine.dispose()
         self._unflushed.dispose()
 
+
+_PING = sa.select(meta.c.value).where(meta.c.key == "schema_version")
 
 # The hot queries, built once: SQLAlchemy then only binds parameters (a query built per
 # call cost 100-130 us more than its execution on SQLite, on every online request).
@@ -385,10 +461,12 @@ _UPGRADES: dict[int, list[str]] = {
 }
 
 
-def _create_engine(url: str, flush: bool = True) -> Engine:
-    """An engine whose commits wait for the disk, or (`flush=False`) only for the database."""
+def _create_engine(url: str, timeout_s: float, flush: bool = True) -> Engine:
+    """An engine whose commits wait for the disk, or (`flush=False`) only for the database,
+    and whose every wait for the database ends after `timeout_s` (see `_pg_timeouts`)."""
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        # a local file never stops answering; it waits only for another writer's lock
+        engine = sa.create_engine(url, connect_args={"timeout": timeout_s})
         synchronous = "FULL" if flush else "NORMAL"
 
         @sa.event.listens_for(engine, "connect")
@@ -402,8 +480,73 @@ def _create_engine(url: str, flush: bool = True) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    options = {} if flush else {"connect_args": {"options": "-c synchronous_commit=off"}}
-    return sa.create_engine(url, pool_pre_ping=True, **options)
+    settings = "" if flush else " -c synchronous_commit=off"
+    engine = sa.create_engine(url, pool_pre_ping=True, connect_args=_pg_timeouts(timeout_s, settings))
+    if engine.dialect.driver == "psycopg":
+
+        @sa.event.listens_for(engine, "do_connect")
+        def _bounded_connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+            left = _time_left(timeout_s)  # a reconnect after a failed ping gets what is left
+            if left <= 0:
+                raise psycopg.OperationalError(f"the database did not answer within {timeout_s:g} s")
+            conn = _BoundedConnection.connect(
+                *cargs, **{**cparams, "connect_timeout": max(2, math.ceil(left))}
+            )
+            conn.timeout_s = timeout_s
+            return conn
+
+    return engine
+
+
+def _pg_timeouts(timeout_s: float, settings: str) -> dict[str, Any]:
+    """libpq's bounds, each for a way the server or the network can fail to answer.
+
+    The server cancels a statement or lock wait a little before `timeout_s` (a clean
+    error, the connection stays usable); the client gives up on any answer at
+    `timeout_s` (`_BoundedConnection`), which also covers a network that stops
+    answering (a server-side timeout cannot); TCP gives up on unacknowledged data at
+    `timeout_s` and finds dead idle connections by keepalives.
+    """
+    server_ms = max(1, int(timeout_s * 900))
+    return {
+        "connect_timeout": max(2, math.ceil(timeout_s)),  # whole seconds, 2 at least (libpq)
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 2,
+        "keepalives_count": 3,
+        "tcp_user_timeout": max(1, int(timeout_s * 1000)),
+        "options": f"-c statement_timeout={server_ms} -c lock_timeout={server_ms}{settings}",
+    }
+
+
+# The deadline of the store call running in this thread (`EventStore._bounded`).
+_CALL = threading.local()
+
+
+def _time_left(timeout_s: float) -> float:
+    """Seconds left to the running call's deadline; `timeout_s` outside a bounded call."""
+    deadline = getattr(_CALL, "deadline", None)
+    return timeout_s if deadline is None else deadline - time.monotonic()
+
+
+class _BoundedConnection(psycopg.Connection[Any]):
+    """A psycopg connection whose waits for the server (query, commit, ping) end at the
+    call's deadline: the connection is closed then (its state is unknown) and the call
+    raises OperationalError, which SQLAlchemy reads as a disconnect."""
+
+    timeout_s: float = DEFAULT_TIMEOUT_S
+
+    def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+        left = _time_left(self.timeout_s) if timeout is None else timeout
+        try:
+            if left <= 0:
+                raise _WaitTimeout("no time left")
+            return super().wait(gen, interval, left)
+        except _WaitTimeout:
+            self.pgconn.finish()
+            raise psycopg.OperationalError(
+                f"the database did not answer within {self.timeout_s:g} s; connection closed"
+            ) from None
 
 
 def _insert_ignore(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> int:

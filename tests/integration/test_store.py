@@ -208,7 +208,9 @@ def test_feedback_committed_late_is_learnt_exactly_once(
     engine = OnlineEngine(EventStore(store_url))
     engine.register(load_spec("configs/genai.yaml"))
     slow, fast = (engine.suggest("genai", user, "portrait") for user in ("slow", "fast"))
-    slow_writer, fast_writer = EventStore(store_url), EventStore(store_url)
+    # the first holds its table lock for seconds here: the second waits for it past the
+    # default store timeout (which would answer 503, retryable, instead)
+    slow_writer, fast_writer = EventStore(store_url, timeout_s=30), EventStore(store_url, timeout_s=30)
     in_commit, release = threading.Event(), threading.Event()
 
     def hold_first_commit(_conn: object) -> None:
