@@ -6,8 +6,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.config import MAX_CONTEXT_FEATURES, MAX_CONTEXT_LABEL
 from engine.feedback import Feedback
-from engine.service import MAX_CONTEXT, MAX_FEATURES, MAX_ID
+from engine.service import MAX_ID
 
 __all__ = [
     "ContextFeatures",
@@ -37,10 +38,10 @@ class ContextFeatures(_Body):
 
     The engine refuses non-finite values and a length other than the experiment's (422)."""
 
-    features: list[float] = Field(min_length=1, max_length=MAX_FEATURES)
+    features: list[float] = Field(min_length=1, max_length=MAX_CONTEXT_FEATURES)
 
 
-ContextLabel = Annotated[str, Field(min_length=1, max_length=MAX_CONTEXT, pattern=r"\S")]
+ContextLabel = Annotated[str, Field(min_length=1, max_length=MAX_CONTEXT_LABEL, pattern=r"\S")]
 
 
 class SuggestRequest(_Body):

@@ -119,6 +119,43 @@ class Resources(_Model):
     gpu: float = Field(default=0.0, ge=0)
 
 
+MAX_CONTEXT_LABEL = 128
+MAX_CONTEXT_FEATURES = 64
+
+
+class ContextsSpec(_Model):
+    """The contexts the online learner keeps a population model for.
+
+    Every context costs memory in every replica, and clients name contexts, so their
+    number is bounded: the declared `labels`, then the first other labels (and feature
+    clusters) requested, in the store's order, up to `max` in all. A request for a context
+    beyond them is served from the experiment's default context, the label it asked for
+    recorded with the suggestion (`overflow: default`), or refused with a 422 (`reject`).
+    """
+
+    labels: list[str] = Field(default_factory=list, description="contexts known up front")
+    features: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_CONTEXT_FEATURES,
+        description="length of context feature vectors; None: the experiment takes labels only",
+    )
+    max: int = Field(default=256, ge=1, le=100_000, description="contexts in all, declared ones included")
+    overflow: Literal["default", "reject"] = "default"
+
+    @model_validator(mode="after")
+    def _fits(self) -> ContextsSpec:
+        bad = [label for label in self.labels if not label.strip() or len(label) > MAX_CONTEXT_LABEL]
+        if bad:
+            raise ValueError(f"contexts.labels {bad} must be 1 to {MAX_CONTEXT_LABEL} characters, not blank")
+        if len(set(self.labels)) > self.max:
+            raise ValueError(
+                f"contexts.labels declares {len(set(self.labels))} labels but contexts.max is {self.max}; "
+                "raise max or declare fewer"
+            )
+        return self
+
+
 class ExperimentSpec(_Model):
     name: str = Field(pattern=r"^[A-Za-z0-9][\w.-]{0,63}$")
     objective: ObjectiveSpec
@@ -131,6 +168,7 @@ class ExperimentSpec(_Model):
     concurrency: int = Field(default=1, ge=1, le=1024)
     resources: Resources = Field(default_factory=Resources)
     seed: int = 0
+    contexts: ContextsSpec = Field(default_factory=ContextsSpec)
     preference: dict[str, float] | None = Field(
         default=None, description="weights over the metrics; default: every metric weighs the same"
     )

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -169,6 +170,11 @@ class PopulationModel:
             self.target += rows.T @ self._rewards[: self._buffered]
             self._buffered = 0
 
+    def refit(self) -> None:
+        """Fold every rating in and solve for the weights now (it happens by itself at
+        counts fixed by the data; a rebuilt model asks for it once at its end)."""
+        self._refit()
+
     def _refit(self) -> None:
         self._fold()
         prior = self.parent.weights() if self.parent else np.zeros(len(self.target))
@@ -217,6 +223,10 @@ class Rater:
         k, typical = priors.bias_shrinkage, priors.population_noise**2
         spread = (self.squares - self.count * self.bias(priors) ** 2 + k * typical) / (self.count + k)
         return min(max(math.sqrt(max(spread, 1e-12) / typical), 0.5), 2.0)
+
+    def calibrated(self, reward: float, priors: Priors) -> float:
+        """A reward of this rater's on the population's scale."""
+        return (reward - self.bias(priors)) / self.scale(priors)
 
 
 @dataclass
@@ -312,14 +322,22 @@ class _UserGP:
 class OnlineModel:
     """One experiment's population models and the maths of suggesting for a user."""
 
-    def __init__(self, space: Space, seed: int = 0, priors: Priors | None = None) -> None:
+    def __init__(
+        self, space: Space, seed: int = 0, priors: Priors | None = None, max_contexts: int = 64
+    ) -> None:
+        """`max_contexts`: context models held in memory; the least recently used beyond
+        them is dropped, and rebuilt from its ratings (`rebuild`) when needed again."""
+        if max_contexts < 1:
+            raise ValueError(f"max_contexts={max_contexts} must be at least 1")
         self.priors = priors or Priors()
+        self.max_contexts = max_contexts
         self.encoding = _Encoding(space)
         rng = np.random.default_rng(seed)
         dim = len(self.encoding.continuous)
         self.features = _Features(dim, len(self.encoding.arms), self.priors, rng)
         self.global_model = PopulationModel(self.features.size, self.priors)
-        self.contexts: dict[str, PopulationModel] = {}
+        self.contexts: OrderedDict[str, PopulationModel] = OrderedDict()  # least recently used first
+        self.rated: set[str] = set()  # contexts with ratings, held in memory or not
         sobol = qmc.Sobol(max(dim, 1), seed=seed).random(self.priors.candidates)[:, :dim]
         n_arms = len(self.encoding.arms)
         # every Sobol point in every arm, arms innermost
@@ -332,10 +350,43 @@ class OnlineModel:
         self._means: dict[str, _ContextMean] = {}
 
     def context(self, name: str | None) -> PopulationModel:
+        """The context's model; a context without ratings predicts as the global model, and
+        costs no memory (clients name contexts: only rated ones get a model)."""
         key = name or ""
-        if key not in self.contexts:
-            self.contexts[key] = PopulationModel(self.features.size, self.priors, self.global_model)
-        return self.contexts[key]
+        model = self.contexts.get(key)
+        if model is None:
+            return self.global_model
+        self.contexts.move_to_end(key)
+        return model
+
+    def evicted(self, name: str | None) -> bool:
+        """Whether the context has ratings but its model was dropped (see `rebuild`)."""
+        key = name or ""
+        return key in self.rated and key not in self.contexts
+
+    def rebuild(self, name: str | None, ratings: Sequence[tuple[Mapping[str, Any], float]]) -> None:
+        """A dropped context model again, from its ratings in their order, each with the
+        calibrated reward `learn` returned for it; refitted on all of them at the end."""
+        model = self._learning(name)
+        for params, calibrated in ratings:
+            model.add(self.features(*self.encoding.encode(params)), calibrated)
+        model.refit()
+
+    def _learning(self, name: str | None) -> PopulationModel:
+        """The context's model, made on its first rating; the least recently used beyond
+        `max_contexts` is dropped (from the parent's children too, so its memory goes)."""
+        key = name or ""
+        model = self.contexts.get(key)
+        if model is not None:
+            self.contexts.move_to_end(key)
+            return model
+        model = self.contexts[key] = PopulationModel(self.features.size, self.priors, self.global_model)
+        self.rated.add(key)
+        while len(self.contexts) > self.max_contexts:
+            old_key, old = self.contexts.popitem(last=False)
+            self.global_model.children.remove(old)
+            self._means.pop(old_key, None)
+        return model
 
     def _context_mean(self, context: str | None) -> _ContextMean:
         """The context model's mean, recomputed at the fixed candidates only after a refit."""
@@ -349,18 +400,17 @@ class OnlineModel:
 
     # -- learning ---------------------------------------------------------------------------
 
-    def learn(self, rater: Rater, context: str | None, params: Mapping[str, Any], reward: float) -> None:
-        """Teach the population one reward, on the rater's calibrated scale."""
-        self._learn(rater, context, *self.encoding.encode(params), reward)
-
-    def _learn(self, rater: Rater, context: str | None, x: np.ndarray, arm: int, reward: float) -> None:
-        phi = self.features(x, arm)
-        model = self.context(context)
+    def learn(self, rater: Rater, context: str | None, params: Mapping[str, Any], reward: float) -> float:
+        """Teach the population one reward, on the rater's calibrated scale; returns that
+        calibrated reward (what `rebuild` needs to rebuild the context model exactly)."""
+        phi = self.features(*self.encoding.encode(params))
+        model = self._learning(context)
         predicted = float(phi @ model.weights())
-        calibrated = (reward - rater.bias(self.priors)) / rater.scale(self.priors)
+        calibrated = rater.calibrated(reward, self.priors)
         model.add(phi, calibrated)
         self.global_model.add(phi, calibrated)
         rater.add(reward - predicted)
+        return calibrated
 
     def observe(
         self,

@@ -16,6 +16,7 @@ import json
 import logging
 import time
 import uuid
+from array import array
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from engine.config import ExperimentSpec
+from engine.config import MAX_CONTEXT_LABEL, ExperimentSpec
 from engine.contexts import ContextClusters
 from engine.feedback import Feedback, terms, utility
 from engine.online import OnlineModel, Rater, UserHistory
@@ -46,8 +47,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MAX_ID = 256
-MAX_CONTEXT = 128
-MAX_FEATURES = 64
 
 
 class OnlineError(ValueError):
@@ -141,6 +140,11 @@ class _Experiment:
 
     clusters: ContextClusters = field(default_factory=ContextClusters)
     clustered_seq: int = 0
+    admitted: set[str] = field(default_factory=set)  # the experiment's contexts (spec.contexts)
+    contexts_seq: int = 0
+    # per context: the feedback seqs its model learnt and the calibrated rewards it took
+    # (16 bytes a rating), so a context model dropped from memory is rebuilt exactly
+    learnt: dict[str, tuple[array, array]] = field(default_factory=dict)
 
 
 class OnlineEngine:
@@ -153,11 +157,15 @@ class OnlineEngine:
         max_users: int = 10_000,
         seed: int = 0,
         peer_sync_s: float = 1.0,
+        max_context_models: int = 64,
     ) -> None:
+        """`max_users`, `max_context_models`: user states and context models held in memory
+        per experiment (least recently used ones beyond are rebuilt from the store)."""
         self.store = store
         self.lease_s = lease_s
         self.grace_s = grace_s
         self.max_users = max_users
+        self.max_context_models = max_context_models
         self.seed = seed
         self.peer_sync_s = peer_sync_s
         self._experiments: dict[str, _Experiment] = {}
@@ -198,8 +206,10 @@ class OnlineEngine:
             if stored is None:
                 raise UnknownExperiment(f"experiment {name!r} does not exist; create it first")
             spec = ExperimentSpec.model_validate(stored["spec"])
-            model = OnlineModel(spec.search_space(), seed=spec.seed)
+            model = OnlineModel(spec.search_space(), seed=spec.seed, max_contexts=self.max_context_models)
             exp = _Experiment(spec, model, np.random.default_rng([spec.seed, self.seed]))
+            exp.clusters = ContextClusters(max_clusters=spec.contexts.max, features=spec.contexts.features)
+            exp.admitted = set(spec.contexts.labels)
             self._experiments[name] = exp
         self._sync(exp)
         return exp
@@ -235,7 +245,10 @@ class OnlineEngine:
         rater = exp.raters.setdefault(row["user_id"], Rater())
         label = context_label(row["context"])
         if reward is not None:
-            exp.model.learn(rater, label, row["params"], reward)
+            calibrated = exp.model.learn(rater, label, row["params"], reward)
+            seqs, values = exp.learnt.setdefault(label or "", (array("q"), array("d")))
+            seqs.append(row["seq"])
+            values.append(calibrated)
         if user is not None:
             own = self._reward(exp.spec, row, user.weights) if user.weights else reward
             if own is not None:
@@ -302,6 +315,7 @@ class OnlineEngine:
         label = context or ""
         open_ = {sid: p for sid, (c, p, expires) in user.pending.items() if c == label and expires > now}
         history = user.history(context)
+        self._hold_context_model(exp, context)
         state = _State(exp.model.context(context).weights(), rater.count, len(history), tuple(open_))
         if ahead is not None and ahead[0].holds(state):
             return ahead
@@ -309,16 +323,80 @@ class OnlineEngine:
 
     # -- the protocol -----------------------------------------------------------------------
 
-    def _cluster_label(self, exp: _Experiment, features: Sequence[float]) -> str:
+    def _hold_context_model(self, exp: _Experiment, context: str | None) -> None:
+        """Rebuild the context's model from the store if memory dropped it (LRU)."""
+        if not exp.model.evicted(context):
+            return
+        seqs, values = exp.learnt[context or ""]
+        calibrated = dict(zip(seqs, values, strict=True))
+        params = {
+            row["seq"]: row["params"]
+            for row in self.store.feedback_since(exp.spec.name, seqs[0] - 1)
+            if row["seq"] in calibrated
+        }
+        exp.model.rebuild(context, [(params[seq], calibrated[seq]) for seq in seqs])
+
+    def _context(
+        self, exp: _Experiment, context: str | Sequence[float] | None
+    ) -> tuple[str | None, str | dict[str, Any] | None]:
+        """The context a request is served in, and what its suggestion stores of it."""
+        if context is None:
+            return None, None
+        if isinstance(context, str):
+            label = self._admit(exp, context)
+            return label, context if label == context else {"label": None, "requested": context}
+        cluster = self._cluster_label(exp, [float(v) for v in context])
+        label = self._admit(exp, cluster)
+        stored = {"label": label, "features": [float(v) for v in context]}
+        return label, stored if label == cluster else {**stored, "requested": cluster}
+
+    def _admit(self, exp: _Experiment, label: str) -> str | None:
+        """`label` if it is one of the experiment's contexts, or becomes one now (the first
+        `contexts.max` asked for, in the store's order, are); else the default context
+        (None), or a refusal when the spec says `overflow: reject`."""
+        bound = exp.spec.contexts
+        if label not in exp.admitted and len(exp.admitted) < bound.max:
+            self._read_contexts(exp)
+            if label not in exp.admitted and len(exp.admitted) < bound.max:
+                self.store.add_context(exp.spec.name, label)
+                self._read_contexts(exp)
+        if label in exp.admitted:
+            return label
+        if bound.overflow == "reject":
+            raise InvalidRequest(
+                f"context {label!r} is not one of experiment {exp.spec.name!r}'s {bound.max} contexts "
+                "(contexts.max is reached); send one of its contexts, or raise contexts.max in its spec"
+            )
+        return None
+
+    def _read_contexts(self, exp: _Experiment) -> None:
+        for row in self.store.contexts_since(exp.spec.name, exp.contexts_seq):
+            if len(exp.admitted) < exp.spec.contexts.max:
+                exp.admitted.add(row["label"])
+            exp.contexts_seq = row["seq"]
+
+    def _cluster_label(self, exp: _Experiment, features: list[float]) -> str:
         """Learn every stored feature vector in write order, then label these ones."""
+        declared = exp.spec.contexts.features
+        if declared is None:
+            raise InvalidRequest(
+                f"experiment {exp.spec.name!r} takes context labels, not features; "
+                "declare contexts.features in its spec to send feature vectors"
+            )
+        if len(features) != declared or not all(np.isfinite(features)):
+            raise InvalidRequest(
+                f"context features have {len(features)} values; experiment {exp.spec.name!r} takes "
+                f"{declared} finite numbers (contexts.features)"
+            )
         for row in self.store.suggestions_since(exp.spec.name, exp.clustered_seq):
-            if isinstance(row["context"], dict):
-                exp.clusters.assign(row["context"]["features"])
+            stored = row["context"]
+            if isinstance(stored, dict) and stored.get("label") is not None and "features" in stored:
+                try:
+                    exp.clusters.assign(stored["features"])
+                except ValueError as e:  # e.g. another length, stored before lengths were declared
+                    log.error("%s: context of suggestion seq %s skipped (%s)", exp.spec.name, row["seq"], e)
             exp.clustered_seq = row["seq"]
-        try:
-            return exp.clusters.label_for(features)
-        except ValueError as e:
-            raise InvalidRequest(str(e)) from None
+        return exp.clusters.label_for(features)
 
     def suggest(
         self,
@@ -337,27 +415,17 @@ class OnlineEngine:
         """
         _check_id("user_id", user_id)
         if isinstance(context, str):
-            _check_id("context", context, MAX_CONTEXT)
+            _check_id("context", context, MAX_CONTEXT_LABEL)
         now = time.time() if now is None else now
         exp = self._experiment(experiment, sync)
-        stored: str | dict[str, Any] | None
-        if context is None or isinstance(context, str):
-            stored = context
-        else:
-            features = [float(v) for v in context]
-            if not 0 < len(features) <= MAX_FEATURES:
-                raise InvalidRequest(
-                    f"context features have {len(features)} values; send 1 to {MAX_FEATURES}"
-                )
-            context = self._cluster_label(exp, features)
-            stored = {"label": context, "features": features}
+        label, stored = self._context(exp, context)
         user = self._user(exp, user_id, now)
-        params = self._next(exp, user_id, user, context, now, user.ahead.pop(context or "", None))[1]
+        params = self._next(exp, user_id, user, label, now, user.ahead.pop(label or "", None))[1]
         suggestion = Suggestion(
             suggestion_id=routing_key(experiment, user_id) + uuid.uuid4().hex,
             experiment=experiment,
             user_id=user_id,
-            context=context,
+            context=label,
             params=params,
             variant="default",
             expires_at=now + self.lease_s,
@@ -371,7 +439,7 @@ class OnlineEngine:
             variant=suggestion.variant,
             expires_at=suggestion.expires_at,
         )
-        user.pending[suggestion.suggestion_id] = (context or "", params, suggestion.expires_at)
+        user.pending[suggestion.suggestion_id] = (label or "", params, suggestion.expires_at)
         return suggestion
 
     def feedback(
@@ -466,6 +534,7 @@ class OnlineEngine:
         rater = exp.raters.get(user_id, Rater())
         contexts = {}
         for name, history in user.histories.items():
+            self._hold_context_model(exp, name or None)
             params, mean, std = exp.model.recommend(rater, history, name or None)
             contexts[name or "default"] = {
                 "samples": len(history),

@@ -118,6 +118,11 @@ preferences = _events(  # schema version 2; a new table needs no upgrade step
     sa.Column("user_id", sa.String(256), nullable=False, index=True),
     sa.Column("weights", sa.JSON, nullable=False),
 )
+contexts = _events(  # schema version 3; a new table needs no upgrade step
+    "contexts",
+    sa.Column("experiment", sa.String(64), nullable=False, index=True),
+    sa.Column("label", sa.String(128), nullable=False),
+)  # idempotency_key: "<experiment>/<label>"; admitted in seq order up to the spec's max
 variant_changes = _events(
     "variant_changes",
     sa.Column("experiment", sa.String(64), nullable=False, index=True),
@@ -128,7 +133,7 @@ variant_changes = _events(
 )
 
 TABLES: dict[str, sa.Table] = {
-    t.name: t for t in (experiments, suggestions, feedback, trials, preferences, variant_changes)
+    t.name: t for t in (experiments, suggestions, feedback, trials, preferences, contexts, variant_changes)
 }
 
 
@@ -138,7 +143,7 @@ TABLES: dict[str, sa.Table] = {
 # sequence value is drawn before the commit, so two writers could commit out of order:
 # each writer holds a table lock that only writers take (readers never wait) from before
 # its seq is drawn until its commit, which makes seq order commit order there too.
-_READ_IN_SEQ_ORDER = {"feedback", "preferences", "suggestions"}
+_READ_IN_SEQ_ORDER = {"feedback", "preferences", "suggestions", "contexts"}
 
 
 class StoreError(RuntimeError):
@@ -259,6 +264,22 @@ class EventStore:
         """Preference changes in write order (other engines over this store re-score those users)."""
         with self._connect() as conn:
             rows = conn.execute(_PREFERENCES_SINCE, {"experiment": experiment, "after": after_seq})
+            return [dict(row._mapping) for row in rows]
+
+    def add_context(self, experiment: str, label: str) -> bool:
+        """Ask for a context label; whether it is admitted follows from the table's order."""
+        return (
+            self._append(
+                contexts,
+                [{"idempotency_key": f"{experiment}/{label}", "experiment": experiment, "label": label}],
+            )
+            == 1
+        )
+
+    def contexts_since(self, experiment: str, after_seq: int) -> list[dict[str, Any]]:
+        """Context labels asked for, in write order."""
+        with self._connect() as conn:
+            rows = conn.execute(_CONTEXTS_SINCE, {"experiment": experiment, "after": after_seq})
             return [dict(row._mapping) for row in rows]
 
     def add_variant_change(self, **row: Any) -> bool:
@@ -397,6 +418,11 @@ _OPEN_SUGGESTIONS = (
         suggestions.c.suggestion_id.not_in(sa.select(feedback.c.suggestion_id)),
     )
     .order_by(suggestions.c.seq)
+)
+_CONTEXTS_SINCE = (
+    sa.select(contexts.c.seq, contexts.c.label)
+    .where(contexts.c.experiment == sa.bindparam("experiment"), contexts.c.seq > sa.bindparam("after"))
+    .order_by(contexts.c.seq)
 )
 _LATEST_PREFERENCES = (
     sa.select(preferences.c.weights)

@@ -82,7 +82,7 @@ def test_suggest_returns_a_lease_on_params_inside_the_space(served: Served) -> N
     assert s["params"]["provider"] in SPACE["provider"]["choices"]
     for name in ("init_strength", "guidance_scale", "controlnet_weight"):
         assert SPACE[name]["low"] <= s["params"][name] <= SPACE[name]["high"]
-    clustered = suggest(served, "alice", {"features": [120.0, 0.3, 5.1, 65536.0]})
+    clustered = suggest(served, "alice", {"features": [120.0, 0.3, 5.1, 256.0, 256.0]})
     assert clustered["context"].startswith("cluster-")
     # concurrent (pending) suggestions for one user differ (their replica knows both)
     assert suggest(served, "bob")["params"] != suggest(served, "bob")["params"]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from engine.config import load_spec
+from engine.config import ExperimentSpec, load_spec
+from engine.contexts import ContextClusters
 from engine.feedback import Feedback
 from engine.service import (
     ConflictingFeedback,
@@ -230,3 +234,100 @@ def test_a_suggest_without_sync_still_sees_this_engines_own_feedback(engine: Onl
     engine.feedback(s.suggestion_id, Feedback(rating=5), learn=False)
     engine.suggest("genai", "lee", "portrait", sync=False)
     assert len(engine._experiments["genai"].users["lee"].history("portrait")) == 1
+
+
+def bounded_spec(**contexts: Any) -> ExperimentSpec:
+    data = SPEC.model_dump(mode="json")
+    data["name"] = "bounded"
+    data["contexts"] = {**data["contexts"], **contexts}
+    return ExperimentSpec.model_validate(data)
+
+
+def test_contexts_are_bounded_and_every_engine_agrees_which(engine: OnlineEngine) -> None:
+    engine.register(bounded_spec(labels=["portrait"], max=3))
+    served = [engine.suggest("bounded", "zoe", label).context for label in ("a", "b", "c", "portrait", "a")]
+    assert served == ["a", "b", None, "portrait", "a"]  # "c" is one too many: the default context
+    (stored,) = [r["context"] for r in engine.store.events("suggestions") if r["context"] == {
+        "label": None, "requested": "c"}]  # fmt: skip
+    assert stored == {"label": None, "requested": "c"}
+    other = OnlineEngine(EventStore(engine.store.url))
+    assert [other.suggest("bounded", "yan", label).context for label in ("c", "b")] == [None, "b"]
+    engine.register(bounded_spec(max=1, overflow="reject").model_copy(update={"name": "strict"}))
+    assert engine.suggest("strict", "zoe", "a").context == "a"
+    with pytest.raises(InvalidRequest, match=r"contexts\.max"):
+        engine.suggest("strict", "zoe", "b")
+
+
+def test_random_labels_do_not_grow_memory_without_bound(tmp_path: Path) -> None:
+    """A client sending 10,000 made-up contexts (each rated) costs a bounded amount of
+    memory: at most contexts.max contexts, at most max_context_models models of them."""
+    # in memory: the fsyncs of 10,000 ratings on a disk would take minutes
+    engine = OnlineEngine(EventStore(f"sqlite:///{fast_dir(tmp_path) / 'store.db'}"))
+    engine.register(SPEC)
+    engine.suggest("genai", "warm-up", "portrait")
+    before = rss_mb()
+    rng = np.random.default_rng(0)
+    for i in range(10_000):
+        s = engine.suggest("genai", f"user-{i % 50}", f"label-{rng.integers(1 << 60):x}")
+        engine.feedback(s.suggestion_id, Feedback(rating=int(rng.integers(1, 6))), learn=i % 100 == 0)
+    engine.sync()
+    exp = engine._experiments["genai"]
+    assert len(exp.admitted) == SPEC.contexts.max and len(exp.model.contexts) <= engine.max_context_models
+    assert rss_mb() - before < 200
+
+
+def fast_dir(tmp_path: Path) -> Path:
+    """A folder in RAM when there is one (Linux's /dev/shm), else `tmp_path`."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir():
+        return tmp_path
+    path = shm / f"frontier-test-{os.getpid()}-{tmp_path.name}"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def rss_mb() -> float:
+    """This process's resident memory now (Linux)."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def test_context_models_beyond_the_bound_are_rebuilt_from_the_store(tmp_path: Path) -> None:
+    small = OnlineEngine(EventStore(f"sqlite:///{tmp_path / 'store.db'}"), max_context_models=2)
+    small.register(SPEC)
+    people = population(4, seed=3)
+    for _ in range(3):
+        for u in people:
+            for label in ("portrait", "landscape", "logo"):
+                s = small.suggest("genai", u.user_id, label)
+                small.feedback(s.suggestion_id, Feedback(rating=u.rate(s.params, "portrait")))
+                assert len(small._experiments["genai"].model.contexts) <= 2
+    model = small._experiments["genai"].model
+    dropped = next(label for label in ("portrait", "landscape", "logo") if model.evicted(label))
+    small.suggest("genai", people[0].user_id, dropped)  # rebuilt from the store to answer
+    whole = OnlineEngine(EventStore(small.store.url))  # no bound: never dropped
+    whole.profile("genai", people[0].user_id)
+    rebuilt, kept = model.context(dropped), whole._experiments["genai"].model.context(dropped)
+    assert rebuilt.count == kept.count == 12
+    np.testing.assert_allclose(rebuilt.weights(), kept.weights(), rtol=1e-9, atol=1e-12)
+
+
+def test_feature_contexts_have_the_declared_length(engine: OnlineEngine) -> None:
+    with pytest.raises(InvalidRequest, match=r"4 values.*takes 5"):
+        engine.suggest("genai", "ivy", [1.0, 2.0, 3.0, 4.0])
+    engine.register(bounded_spec(features=None))
+    with pytest.raises(InvalidRequest, match=r"contexts\.features"):
+        engine.suggest("bounded", "ivy", [1.0, 2.0, 3.0, 4.0, 5.0])
+    # a vector of another length stored earlier (before lengths were declared) is skipped
+    engine.store.add_suggestion(
+        suggestion_id="legacy", experiment="genai", user_id="ivy", context={"label": "c", "features": [1.0]},
+        params=engine.suggest("genai", "ivy").params, variant="default", expires_at=0.0,
+    )  # fmt: skip
+    assert engine.suggest("genai", "ivy", [1887.0, 0.18, 7.5, 128.0, 128.0]).context
+
+
+def test_cluster_names_cannot_collide_between_engines_that_have_not_synced() -> None:
+    photo, logo = [1887.0, 0.18, 7.5, 128.0, 128.0], [195.0, 0.02, 2.1, 128.0, 128.0]
+    here, there = ContextClusters(), ContextClusters()  # two replicas, neither read the other
+    assert here.assign(photo) != there.assign(logo)
+    assert here.label_for(photo) == there.label_for(photo)  # the same point, the same name
