@@ -274,7 +274,7 @@ class OnlineEngine:
         return (
             f"stored but not learnt: it speaks of {sorted(terms(fb, metrics))}, and the weights in "
             f"force for user {user_id!r} weigh only {weighed}; give those metrics a weight "
-            "(PUT /v1/experiments/{name}/users/{user_id}/preferences, or the spec's preference)"
+            f"(PUT /v1/experiments/{exp.spec.name}/users/{user_id}/preferences, or the spec's preference)"
         )
 
     def _user(self, exp: _Experiment, user_id: str, now: float) -> _User:
