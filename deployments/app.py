@@ -2,8 +2,9 @@
 
 One deployment, `FrontierAPI`, whose replicas are the state shards (see deployments.api):
 Serve's consistent-hash router keeps each user on one replica, the store keeps every
-replica right. The admin token comes from the environment (FRONTIER_ADMIN_TOKEN), never
-from a file.
+replica right. The admin token comes from the environment where the app is built
+(FRONTIER_ADMIN_TOKEN; on a cluster, the environment of `ray start`), never from a file,
+and reaches the replicas as an argument.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any, cast
 
+import ray
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from ray.serve import Application, Deployment
 
@@ -25,6 +27,9 @@ __all__ = ["AppArgs", "app_builder", "register_experiments"]
 
 log = logging.getLogger(__name__)
 TOKEN_ENV = "FRONTIER_ADMIN_TOKEN"
+# The project the app was imported from: relative spec paths fall back to it, since Ray
+# runs the builder in the directory where `ray start` ran (or a runtime_env's working_dir).
+PROJECT = Path(__file__).resolve().parents[1]
 
 
 class AppArgs(BaseModel):
@@ -37,7 +42,10 @@ class AppArgs(BaseModel):
     )
     experiments: list[str] = Field(
         default_factory=lambda: ["configs/genai.yaml"],
-        description="spec files, globs or folders of *.yaml registered at start (existing ones are kept)",
+        description=(
+            "spec files, globs or folders of *.yaml registered at start (existing ones are kept); "
+            "relative ones are looked up in the working directory, then in the project"
+        ),
     )
     replicas: int | None = Field(
         default=None, ge=1, description="a fixed number of replicas (state shards); None: autoscale"
@@ -48,6 +56,9 @@ class AppArgs(BaseModel):
     lease_s: float = Field(default=3600.0, gt=0)
     grace_s: float = Field(default=86400.0, ge=0)
     max_users: int = Field(default=10_000, ge=1, description="user states cached per replica")
+    max_context_models: int = Field(
+        default=64, ge=1, description="context models held per experiment and replica (LRU, rebuilt)"
+    )
     peer_sync_s: float = Field(
         default=1.0, ge=0, description="how stale another replica's preference changes may be"
     )
@@ -66,7 +77,12 @@ class AppArgs(BaseModel):
     def _files(cls, v: list[str]) -> list[str]:
         for pattern in v:
             if not _spec_files(pattern):
-                raise ValueError(f"{pattern!r} matches no spec file; give a .yaml path, glob or folder")
+                where = " or ".join(str(root) for root in _roots())
+                raise ValueError(
+                    f"{pattern!r} matches no spec file in {where}; give a .yaml path, glob or "
+                    "folder (absolute, or relative to those), or ship the project with the Serve "
+                    "config's runtime_env working_dir"
+                )
         return v
 
     @model_validator(mode="after")
@@ -79,11 +95,22 @@ class AppArgs(BaseModel):
         return self
 
 
+def _roots() -> list[Path]:
+    return list(dict.fromkeys((Path.cwd(), PROJECT)))
+
+
 def _spec_files(pattern: str) -> list[Path]:
-    path = Path(pattern)
+    """The working directory's matches, else the project's (an absolute pattern is itself)."""
+    for root in _roots():
+        if found := _matches(root / pattern):
+            return found
+    return []
+
+
+def _matches(path: Path) -> list[Path]:
     if path.is_dir():
         return sorted(path.glob("*.yaml"))
-    return [Path(p) for p in sorted(glob.glob(pattern))]
+    return [Path(p) for p in sorted(glob.glob(str(path)))]
 
 
 def register_experiments(store: EventStore, patterns: list[str]) -> list[str]:
@@ -113,15 +140,55 @@ ROUTER = {
 }
 
 
+def alive_nodes() -> int:
+    """Nodes of the Ray cluster this process is connected to (1 without Ray: a local one)."""
+    if not ray.is_initialized():
+        return 1
+    return sum(1 for node in ray.nodes() if node.get("Alive"))
+
+
+def check_store(url: str) -> None:
+    """A SQLite file lives on one machine: replicas on other nodes would each open their
+    own file, a store split in as many pieces as nodes."""
+    if not url.startswith("sqlite"):
+        return
+    nodes = alive_nodes()
+    if nodes > 1:
+        raise ValueError(
+            f"store_url={url!r} is a SQLite file, but the Ray cluster has {nodes} nodes and each "
+            "would keep its own; set store_url (or FRONTIER_STORE in the environment of "
+            "`ray start`) to a PostgreSQL URL such as postgresql://user@host/db"
+        )
+    log.warning(
+        "store_url=%r: a SQLite file, fine on one node; on a cluster of several nodes set "
+        "FRONTIER_STORE to a PostgreSQL URL",
+        url,
+    )
+
+
+def admin_token() -> str | None:
+    """The token from the environment where the app is built; warned about when missing."""
+    token = os.environ.get(TOKEN_ENV) or None
+    if token is None:
+        log.warning(
+            "%s is not set where the app is built, so the admin endpoints answer 403; set it "
+            "in the environment of `serve run`, or of `ray start` on a cluster",
+            TOKEN_ENV,
+        )
+    return token
+
+
 def app_builder(args: AppArgs | dict[str, Any]) -> Application:
     """Build the app (Serve calls this with serve.yaml's `args`)."""
     args = AppArgs.model_validate(args) if isinstance(args, dict) else args
     url = args.store_url or default_store_url()
+    check_store(url)
     register_experiments(EventStore(url, args.store_timeout_s), args.experiments)
     options = {
         "lease_s": args.lease_s,
         "grace_s": args.grace_s,
         "max_users": args.max_users,
+        "max_context_models": args.max_context_models,
         "peer_sync_s": args.peer_sync_s,
     }
     if args.replicas is not None:
@@ -132,4 +199,4 @@ def app_builder(args: AppArgs | dict[str, Any]) -> Application:
     api = cast(Deployment, FrontierAPI).options(
         max_ongoing_requests=args.max_ongoing_requests, request_router_config=ROUTER, **scaling
     )
-    return api.bind(url, options, os.environ.get(TOKEN_ENV) or None, args.store_timeout_s)
+    return api.bind(url, options, admin_token(), args.store_timeout_s)
