@@ -114,6 +114,7 @@ class Exploration:
         if not self.run_id:  # a new run (or a journal from before runs had ids)
             self.run_id = new_run_id()
             self.journal.append({"kind": "run", "run_id": self.run_id})
+            self.journal.close()  # reopened by the next append: Tune pickles what holds it
         return searcher
 
     def _spec_dict(self) -> dict[str, Any]:
