@@ -134,6 +134,12 @@ class PopulationModel:
     amortised O(1). New ratings wait in a small buffer and enter the precision matrix
     _FOLD_ROWS at a time, and before each refit (again at counts fixed by the data): one
     rank-k update instead of a pass over the whole matrix per rating.
+
+    When the parent refits, a child folds its buffer at once, as its refit would, but
+    solves only when its weights are next read or before its next fold, whichever is
+    first: the solve it then does is the one it would have done at once, on the same
+    numbers, so nothing changes but the cost. A parent's refit no longer costs one
+    factorisation per context, only per context in use.
     """
 
     def __init__(self, size: int, priors: Priors, parent: PopulationModel | None = None) -> None:
@@ -150,6 +156,7 @@ class PopulationModel:
         self._buffered = 0
         # one array per refit, so what is derived from it can be cached on its identity
         self._weights = np.zeros(size) if parent is None else None
+        self._stale = False  # the parent refitted since this model's last solve
 
     def add(self, phi: np.ndarray, reward: float) -> None:
         if self._rows is None:
@@ -161,6 +168,8 @@ class PopulationModel:
         if _epoch(self.count) != _epoch(self.count - 1):
             self._refit()
         elif self._buffered == _FOLD_ROWS:
+            if self._stale:  # the solve owed since the parent's refit, on the data it saw
+                self._solve()
             self._fold()
 
     def _fold(self) -> None:
@@ -177,17 +186,24 @@ class PopulationModel:
 
     def _refit(self) -> None:
         self._fold()
+        self._solve()
+
+    def _solve(self) -> None:
         prior = self.parent.weights() if self.parent else np.zeros(len(self.target))
         s2, t2 = self.priors.population_noise**2, self.priors.weight_scale**2
         a = self.precision / s2  # Fortran order like LAPACK's: factorised in place
         a[np.diag_indices_from(a)] += 1 / t2
         self._weights = cho_solve(cho_factor(a, overwrite_a=True), self.target / s2 + prior / t2)
-        for child in self.children:  # their prior moved
+        self._stale = False
+        for child in self.children:  # their prior moved: they refit, solving when next needed
             if child.count:
-                child._refit()
+                child._fold()
+                child._stale = True
 
     def weights(self) -> np.ndarray:
         """Posterior mean weights as of the last refit (the parent's before any data)."""
+        if self._stale:
+            self._solve()
         if self._weights is None:
             assert self.parent is not None  # a root starts at zero weights
             return self.parent.weights()
