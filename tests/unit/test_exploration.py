@@ -60,10 +60,23 @@ def test_budget_failures_and_parquet(tmp_path: Path) -> None:
     infeasible = trials[trials.status == "infeasible"]
     assert (infeasible["metric.f2"] > 4.0).all() and len(infeasible) > 0
     assert trials["hypervolume"].is_monotonic_increasing
-    assert summary.hypervolume > 0
-    assert trials["hypervolume"].iloc[-1] == pytest.approx(summary.hypervolume)
+    # the front and its hypervolume, against a brute force over the feasible trials
+    ok = trials[trials.status == "completed"]
+    points = list(zip(ok["metric.f1"], ok["metric.f2"], strict=True))
+    brute = {
+        tid
+        for tid, p in zip(ok["trial_id"], points, strict=True)
+        if not any(q != p and q[0] <= p[0] and q[1] <= p[1] for q in points)
+    }
     front = pd.read_parquet(tmp_path / "front.parquet")
-    assert set(front["trial_id"]) <= set(trials.loc[trials.status == "completed", "trial_id"])
+    assert set(front["trial_id"]) == brute and len(front) == len(brute) > 1
+    staircase, f2_best = 0.0, 10.0  # sweep by f1 against the reference point (1.1, 10)
+    for f1, f2 in sorted(points):
+        if f2 < f2_best:
+            staircase += (1.1 - f1) * (f2_best - f2)
+            f2_best = f2
+    assert summary.hypervolume == pytest.approx(staircase) and staircase > 0
+    assert trials["hypervolume"].iloc[-1] == pytest.approx(staircase)
     assert front["preferred"].sum() == 1
     assert front.loc[front["preferred"], "metric.f1"].iloc[0] == front["metric.f1"].min()
 
