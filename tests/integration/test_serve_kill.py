@@ -88,7 +88,7 @@ def kill_replica(app: str, deployment: str) -> str:
 
 
 def test_killing_replicas_loses_no_acknowledged_feedback(served: Served) -> None:
-    recoveries = []
+    recoveries: list[float] = []
     with Load(served.base, threads=6) as load:
         load.wait_for(20)
         caught = 0  # kills that caught a call in flight (its client got a 5xx)
