@@ -37,12 +37,25 @@ def test_tune_runs_the_same_trials_as_the_local_loop(tmp_path: Path) -> None:
 
 
 def test_parallel_trials_respect_budget_and_the_front_is_consistent(tmp_path: Path) -> None:
-    summary = explore(zdt1("pymoo-nsga2", trials=30, concurrency=2), tmp_path, progress=False)
+    spec = zdt1("pymoo-nsga2", trials=30, concurrency=2)
+    f1, f2 = spec.metrics  # a reference the first 30 trials reach into: (1.1, 10)
+    spec = spec.model_copy(update={"metrics": [f1, f2.model_copy(update={"reference": 10.0})]})
+    summary = explore(spec, tmp_path, progress=False)
     trials = pd.read_parquet(tmp_path / "trials.parquet")
     assert len(trials) == 30 and trials["trial_id"].is_unique
-    assert summary.hypervolume == pytest.approx(trials["hypervolume"].iloc[-1])
+    # the front is the brute-force non-dominated set of the trials, however they interleaved
+    points = {t: (a, b) for t, a, b in trials[["trial_id", "metric.f1", "metric.f2"]].itertuples(index=False)}
+    dominated = {
+        t for t, (a1, a2) in points.items()
+        for b1, b2 in points.values() if b1 <= a1 and b2 <= a2 and (b1, b2) != (a1, a2)
+    }  # fmt: skip
     front = pd.read_parquet(tmp_path / "front.parquet")
-    assert len(front) == len(summary.front) > 0
+    assert set(front["trial_id"]) == set(points) - dominated
+    # and its hypervolume is the staircase's area up to the reference point
+    xs = sorted(p for t in front["trial_id"] if (p := points[t])[0] < 1.1 and p[1] < 10.0)
+    tops = ([10.0] + [b for _, b in xs])[: len(xs)]
+    area = sum((1.1 - a) * (top - b) for (a, b), top in zip(xs, tops, strict=True))
+    assert summary.hypervolume == pytest.approx(area) and len(xs) > 1
 
 
 def test_failing_trials_are_recorded_and_do_not_stop_the_run(tmp_path: Path) -> None:
