@@ -9,14 +9,15 @@ from __future__ import annotations
 import importlib
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine.space import Param, Space
 
-SEARCHERS = ("tpe", "nsga2", "gp", "random", "qmc", "pymoo-nsga2")
+SearcherName = Literal["tpe", "nsga2", "gp", "random", "qmc", "pymoo-nsga2"]
+SEARCHERS: tuple[str, ...] = get_args(SearcherName)
 _CONSTRAINT = re.compile(r"^\s*(?:(?P<name>[A-Za-z_]\w*)\s*)?(?P<op><=|>=)\s*(?P<bound>[-+0-9.eE]+)\s*$")
 
 
@@ -92,7 +93,7 @@ class ObjectiveSpec(_Model):
 
 
 class SearcherSpec(_Model):
-    name: Literal["tpe", "nsga2", "gp", "random", "qmc", "pymoo-nsga2"]
+    name: SearcherName
     options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("name", mode="before")

@@ -137,12 +137,9 @@ def select_by_weights(
 
 
 def knee(points: pd.DataFrame, metrics: Sequence[MetricSpec]) -> int:
-    """Row label of the knee: the largest sum of normalised gains.
+    """Row label of the knee: the best equally weighted sum of normalised gains.
 
     On two metrics this is the point farthest beyond the line joining the front's two
     extremes (the "maximum bulge" knee); the same rule extends to more metrics.
     """
-    if points.empty:
-        raise ValueError("no feasible point to select from; run more trials or relax constraints")
-    gain = _normalised_gain(points, metrics)
-    return int(points.index[int(np.argmax(gain.sum(axis=1)))])
+    return select_by_weights(points, metrics, {m.name: 1.0 for m in metrics})
