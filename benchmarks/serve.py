@@ -45,7 +45,8 @@ from reporting import command_line, cpu_model, load_text, log, md_row
 from engine.client import SESSION_HEADER
 from engine.config import load_spec
 from engine.feedback import Feedback
-from engine.service import OnlineEngine, routing_key
+from engine.routing import routing_key
+from engine.service import OnlineEngine
 from engine.store import EventStore
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -25,7 +25,7 @@ from typing import Any
 import requests
 
 from engine.feedback import Feedback
-from engine.service import routing_key
+from engine.routing import routing_key
 
 __all__ = ["SESSION_HEADER", "FrontierClient", "FrontierHTTPError", "HttpOnline"]
 

@@ -28,6 +28,7 @@ from engine.config import MAX_CONTEXT_LABEL, ExperimentSpec
 from engine.contexts import ContextClusters
 from engine.feedback import Feedback, terms, utility
 from engine.online import OnlineModel, Rater, UserHistory
+from engine.routing import routing_key
 from engine.store import EventStore
 
 __all__ = [
@@ -40,8 +41,6 @@ __all__ = [
     "Suggestion",
     "UnknownExperiment",
     "UnknownSuggestion",
-    "routing_key",
-    "shard_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -549,24 +548,6 @@ class OnlineEngine:
             "calibration": {"bias": rater.bias(exp.model.priors), "scale": rater.scale(exp.model.priors)},
             "contexts": contexts,
         }
-
-
-def routing_key(experiment: str, user_id: str) -> str:
-    """16 hex digits that pick the user's shard; stable across processes (unlike hash()).
-
-    Suggestion ids start with it, so feedback is routed to the shard that made the
-    suggestion without a store lookup.
-    """
-    digest = hashlib.blake2b(f"{experiment}\0{user_id}".encode(), digest_size=8).digest()
-    return digest.hex()
-
-
-def shard_of(key: str, shards: int) -> int:
-    """The shard for a routing key, or for a suggestion id (which starts with one)."""
-    try:
-        return int(key[:16], 16) % shards
-    except ValueError:  # not one of ours: any shard answers "unknown suggestion"
-        return 0
 
 
 def stored_feedback(row: dict[str, Any]) -> Feedback:

@@ -17,7 +17,8 @@ import ray
 from engine.config import ExperimentSpec
 from engine.feedback import Feedback
 from engine.ray.runtime import ensure_ray
-from engine.service import FeedbackResult, OnlineEngine, Suggestion, routing_key, shard_of
+from engine.routing import routing_key, shard_of
+from engine.service import FeedbackResult, OnlineEngine, Suggestion
 from engine.store import EventStore
 
 __all__ = ["Shard", "ShardActor", "ShardRouter", "shard_index"]

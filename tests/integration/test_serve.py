@@ -15,7 +15,7 @@ from engine.client import SESSION_HEADER
 from engine.config import load_spec, parse_spec
 from engine.explore import explore
 from engine.fronts import publish
-from engine.service import routing_key
+from engine.routing import routing_key
 from engine.store import EventStore
 from objectives.users import SPACE
 from tests.integration.conftest import ADMIN_TOKEN, Served, drop_database, pg_database

@@ -10,7 +10,8 @@ import ray
 from engine.config import load_spec
 from engine.feedback import Feedback
 from engine.ray.shards import ShardRouter, shard_index
-from engine.service import OnlineEngine, UnknownSuggestion, shard_of
+from engine.routing import shard_of
+from engine.service import OnlineEngine, UnknownSuggestion
 from engine.store import EventStore
 from objectives.users import population
 

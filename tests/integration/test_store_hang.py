@@ -24,7 +24,7 @@ import requests
 import sqlalchemy as sa
 
 from engine.client import SESSION_HEADER
-from engine.service import routing_key
+from engine.routing import routing_key
 from engine.store import UNAVAILABLE, EventStore, StoreUnavailable
 from tests.integration.conftest import Served, pg_database
 
