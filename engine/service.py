@@ -465,7 +465,8 @@ class OnlineEngine:
         if suggestion is None or experiment not in (None, suggestion["experiment"]):
             where = f" in experiment {experiment!r}" if experiment else ""
             raise UnknownSuggestion(f"suggestion {suggestion_id!r} is unknown{where}; ask /suggest for one")
-        exp = self._experiment(suggestion["experiment"], sync=False)
+        # its spec, not what was learnt since: storing feedback never waits for learning
+        exp = self._experiments.get(suggestion["experiment"]) or self._experiment(suggestion["experiment"])
         names = [m.name for m in exp.spec.metrics]
         unknown = sorted(set(feedback.metrics or {}) - set(names))
         if unknown:
