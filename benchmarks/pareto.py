@@ -4,7 +4,7 @@
                                           [--out benchmarks/results/pareto.md]
 
 1. Hypervolume after 100/200/500 evaluations on ZDT1-3, DTLZ2 and a small vectorize, for
-   each of our searchers (through the engine's bookkeeping, `explore(backend="local")`) and
+   each of our searchers (through the engine's bookkeeping, `explore(runner=run_local)`) and
    for raw Optuna / pymoo loops that never touch the engine. Same spaces, same references,
    same hypervolume code (engine.pareto) for all.
 2. Per-trial cost of Ray Tune, of our local loop and of a raw Optuna loop, on a trivial
@@ -46,8 +46,9 @@ from threadpoolctl import threadpool_limits
 
 import objectives.synthetic
 from engine.config import Budget, ExperimentSpec, MetricSpec, SearcherSpec, load_spec, parse_spec
-from engine.explore import explore
+from engine.explore import explore, run_local
 from engine.pareto import HypervolumeTracker
+from engine.ray import run_on_tune
 from engine.space import Space
 from objectives.images import DEFAULT_IMAGES
 
@@ -260,7 +261,7 @@ def run_ours(job: Job) -> np.ndarray:
     """Our searcher through the engine's bookkeeping (journal, Parquet), without Ray."""
     spec = experiment(job.problem, job.method, job.seed, job.evals)
     with tempfile.TemporaryDirectory(prefix="pareto-") as tmp:
-        explore(spec, out_dir=Path(tmp), progress=False, backend="local")
+        explore(spec, out_dir=Path(tmp), runner=run_local, progress=False)
         return pd.read_parquet(Path(tmp) / "trials.parquet")["hypervolume"].to_numpy()
 
 
@@ -507,9 +508,8 @@ def time_explore(spec: ExperimentSpec, backend: str) -> float:
     """Wall time of one exploration in a fresh folder, checked to have run its whole budget."""
     with tempfile.TemporaryDirectory(prefix="pareto-time-") as tmp:
         start = time.perf_counter()
-        summary = explore(
-            spec, out_dir=Path(tmp), progress=False, backend="ray" if backend == "ray" else "local"
-        )
+        runner = run_on_tune if backend == "ray" else run_local
+        summary = explore(spec, out_dir=Path(tmp), runner=runner, progress=False)
         elapsed = time.perf_counter() - start
     if summary.trials != spec.budget.trials or summary.failed:
         raise RuntimeError(
@@ -555,8 +555,8 @@ class Slope:
 def measure_overhead(plan: Plan) -> list[Slope]:
     small, large = plan.overhead_budgets
     timers: dict[str, Callable[[int], float]] = {
-        'Ray Tune (`backend="ray"`)': lambda n: time_explore(trivial_spec(n), "ray"),
-        'our loop, no Ray (`backend="local"`)': lambda n: time_explore(trivial_spec(n), "local"),
+        "Ray Tune (`runner=run_on_tune`)": lambda n: time_explore(trivial_spec(n), "ray"),
+        "our loop, no Ray (`runner=run_local`)": lambda n: time_explore(trivial_spec(n), "local"),
         "raw Optuna loop": time_raw_loop,
     }
     slopes = []
@@ -658,7 +658,7 @@ def part1_section(frame: pd.DataFrame, plan: Plan) -> list[str]:
         f"## 1. Hypervolume after {', '.join(map(str, plan.checkpoints))} evaluations",
         "",
         "Median (inter-quartile range) over seeds; higher is better. `ours` run through "
-        '`engine.explore.explore(backend="local")` (journal, Parquet, no Ray); raw peers call the '
+        "`engine.explore.explore(runner=run_local)` (journal, Parquet, no Ray); raw peers call the "
         "objective in a plain Optuna ask/tell loop or `pymoo.optimize.minimize`. "
         "Reference points: ZDT/DTLZ 1.1 per objective; vectorize quality 0 (max), speed 50 ms, "
         "cost 100 000 bytes, its hypervolume divided by that box (1 x 50 x 100 000) to read as a "
@@ -707,7 +707,7 @@ def part3_section(walls: Walls, plan: Plan) -> list[str]:
         "",
         "## 3. Vectorize wall time, concurrency 1 vs 2 (Ray Tune)",
         "",
-        f'11 bundled images, searcher `random`, no wall-time limit, `backend="ray"`, one CPU per '
+        f"11 bundled images, searcher `random`, no wall-time limit, `runner=run_on_tune`, one CPU per "
         f"trial; {plan.speedup_repeats} runs each, median reported. Wall time includes Tune's "
         "start-up and the second worker's warm-up (importing and loading the images).",
         "",

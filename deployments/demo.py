@@ -21,6 +21,7 @@ from engine.cli import format_front
 from engine.client import FrontierClient, HttpOnline
 from engine.config import load_spec
 from engine.explore import explore
+from engine.ray import run_on_tune
 from engine.simulate import TARGET_STARS, drive_users
 from engine.store import EventStore
 from objectives.users import population
@@ -52,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print("== 1. offline: exploring configs/vectorize.yaml on Ray Tune", flush=True)
     vectorize = load_spec("configs/vectorize.yaml")
-    summary = explore(vectorize, out / "vectorize", store=store_url)
+    summary = explore(vectorize, out / "vectorize", runner=run_on_tune, store=store_url)
 
     print("\n== 2. online: starting the Serve app", flush=True)
     from ray import serve

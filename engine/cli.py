@@ -74,7 +74,8 @@ def _validate(path: Path) -> int:
 
 
 def _explore(args: argparse.Namespace) -> int:
-    from engine.explore import default_out_dir, explore
+    from engine.explore import default_out_dir, explore, run_local
+    from engine.ray import run_on_tune
 
     spec = load_spec(args.spec)
     summary = explore(
@@ -82,7 +83,7 @@ def _explore(args: argparse.Namespace) -> int:
         args.out or default_out_dir(spec),
         resume=args.resume,
         progress=not args.no_progress,
-        backend="local" if args.backend == "local" else "ray",
+        runner=run_local if args.backend == "local" else run_on_tune,
         store=args.store,
     )
     print(

@@ -1,10 +1,16 @@
-"""`frontier explore`: a spec in, a Pareto front and Parquet files out, via Ray Tune."""
+"""`frontier explore`: a spec in, a Pareto front and Parquet files out.
+
+Where trials run is the caller's choice, passed in as a `Runner`: `run_local` here (one by
+one in this process), or `engine.ray.run_on_tune` (Ray Tune workers), which the CLI picks,
+so that this module never imports Ray.
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from tqdm import tqdm
 
@@ -13,7 +19,10 @@ from engine.exploration import Exploration, Summary, evaluate
 from engine.fronts import publish
 from engine.store import EventStore
 
-__all__ = ["default_out_dir", "explore", "run_local"]
+__all__ = ["Runner", "default_out_dir", "explore", "run_local"]
+
+# Runs an exploration's remaining budget; gets the objective built once by `explore`.
+Runner = Callable[[Exploration, Any], None]
 
 
 def default_out_dir(spec: ExperimentSpec) -> Path:
@@ -24,15 +33,15 @@ def explore(
     spec: ExperimentSpec,
     out_dir: Path | None = None,
     *,
+    runner: Runner,
     resume: bool = False,
     progress: bool = True,
-    backend: Literal["ray", "local"] = "ray",
     store: str | None = None,
 ) -> Summary:
     """Explore `spec`; everything finished is journaled before it counts.
 
-    `backend="ray"` runs trials on Ray Tune workers; `"local"` runs them one by one in
-    this process (for debugging, and as the baseline the benchmarks compare Tune with).
+    `runner`: `run_local` runs trials one by one in this process (for debugging, and as
+    the baseline the benchmarks compare Tune with); `engine.ray.run_on_tune` on Ray Tune.
     `store`: an event store URL the finished trials are also published to, even when the
     run is interrupted (the HTTP API serves the front from there).
     """
@@ -42,12 +51,7 @@ def explore(
     exploration = Exploration(spec, out, resume=resume, on_progress=bar.update)
     bar.start(exploration)
     try:
-        if backend == "local":
-            run_local(exploration, objective)
-        else:
-            from engine.ray import run_on_tune  # Ray stays out of the core's import path
-
-            run_on_tune(exploration)
+        runner(exploration, objective)
     finally:
         bar.close()
         summary = exploration.write()

@@ -93,8 +93,9 @@ class TuneSearcher(Searcher):
         self.exploration.record(ours, outcome)
 
 
-def run_on_tune(exploration: Exploration) -> None:
-    """Run the exploration's remaining budget on the connected (or a new local) Ray."""
+def run_on_tune(exploration: Exploration, objective: Any = None) -> None:
+    """Run the exploration's remaining budget on the connected (or a new local) Ray
+    (an `engine.explore.Runner`; each worker builds its own `objective` from the spec)."""
     spec = exploration.spec
     # Tune's per-trial JSON/CSV/TensorBoard loggers cost more than a cheap objective (about
     # 12 ms a trial here); our journal and Parquet files are the record.

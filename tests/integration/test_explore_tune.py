@@ -12,7 +12,8 @@ import skimage.data
 import yaml
 
 from engine.config import parse_spec
-from engine.explore import explore
+from engine.explore import explore, run_local
+from engine.ray import run_on_tune
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 SAMPLES = Path(os.path.dirname(skimage.data.__file__))
@@ -26,8 +27,8 @@ def zdt1(searcher: str, trials: int, concurrency: int = 1) -> Any:
 
 def test_tune_runs_the_same_trials_as_the_local_loop(tmp_path: Path) -> None:
     spec = zdt1("tpe", trials=16)
-    on_tune = explore(spec, tmp_path / "tune", progress=False)
-    local = explore(spec, tmp_path / "local", progress=False, backend="local")
+    on_tune = explore(spec, tmp_path / "tune", runner=run_on_tune, progress=False)
+    local = explore(spec, tmp_path / "local", runner=run_local, progress=False)
     cols = ["trial_id", "status", "metric.f1", "metric.f2", "hypervolume"]
     pd.testing.assert_frame_equal(on_tune.front[cols], local.front[cols])
     tune_trials = pd.read_parquet(tmp_path / "tune" / "trials.parquet")
@@ -40,7 +41,7 @@ def test_parallel_trials_respect_budget_and_the_front_is_consistent(tmp_path: Pa
     spec = zdt1("pymoo-nsga2", trials=30, concurrency=2)
     f1, f2 = spec.metrics  # a reference the first 30 trials reach into: (1.1, 10)
     spec = spec.model_copy(update={"metrics": [f1, f2.model_copy(update={"reference": 10.0})]})
-    summary = explore(spec, tmp_path, progress=False)
+    summary = explore(spec, tmp_path, runner=run_on_tune, progress=False)
     trials = pd.read_parquet(tmp_path / "trials.parquet")
     assert len(trials) == 30 and trials["trial_id"].is_unique
     # the front is the brute-force non-dominated set of the trials, however they interleaved
@@ -67,7 +68,7 @@ def test_failing_trials_are_recorded_and_do_not_stop_the_run(tmp_path: Path) -> 
     # color_precision 0 is outside what vtracer accepts: those trials fail
     data["space"]["color_precision"] = {"type": "categorical", "choices": [0, 6]}
     data.update(searcher={"name": "random"}, budget={"trials": 12}, concurrency=2)
-    summary = explore(parse_spec(data), tmp_path, progress=False)
+    summary = explore(parse_spec(data), tmp_path, runner=run_on_tune, progress=False)
     trials = pd.read_parquet(tmp_path / "trials.parquet")
     failed = trials[trials["status"] == "failed"]
     assert len(trials) == 12

@@ -13,7 +13,7 @@ import yaml
 
 from engine.client import SESSION_HEADER
 from engine.config import load_spec, parse_spec
-from engine.explore import explore
+from engine.explore import explore, run_local
 from engine.fronts import publish
 from engine.routing import routing_key
 from engine.store import EventStore
@@ -180,10 +180,10 @@ def test_pareto_serves_the_published_front(served: Served, tmp_path: Any) -> Non
         "preference": {"f1": 1.0, "f2": 1.0},
     }
     spec = parse_spec(data)
-    old = explore(spec, tmp_path / "old", progress=False, backend="local", store=served.store_url)
+    old = explore(spec, tmp_path / "old", runner=run_local, progress=False, store=served.store_url)
     # a second exploration (another seed) publishes its own run: the front served is the new one
     spec = spec.model_copy(update={"seed": 1})
-    new = explore(spec, tmp_path / "new", progress=False, backend="local", store=served.store_url)
+    new = explore(spec, tmp_path / "new", runner=run_local, progress=False, store=served.store_url)
     url = f"{served.base}/v1/experiments/zdt1-served/pareto"
     body = requests.get(url, timeout=30).json()
     assert (body["run_id"], body["runs"]) == (new.run_id, [old.run_id, new.run_id])
