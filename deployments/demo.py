@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.cli import format_front
 from engine.client import FrontierClient, HttpOnline
 from engine.config import load_spec
 from engine.explore import explore
+from engine.pareto import format_front
 from engine.ray import run_on_tune
 from engine.simulate import TARGET_STARS, drive_users
 from engine.store import EventStore

@@ -12,6 +12,7 @@ import pandas as pd
 
 from engine.config import SpecError, load_spec
 from engine.exploration import ResumeError
+from engine.pareto import format_front
 
 __all__ = ["main"]
 
@@ -138,20 +139,3 @@ def _front(results: Path) -> int:
     )
     print(format_front(pd.read_parquet(path)))
     return 0
-
-
-def format_front(front: pd.DataFrame) -> str:
-    """The front as a plain table: metrics first, then parameters, marks for the picks."""
-    if front.empty:
-        return "(no feasible trial yet)"
-    metrics = [c for c in front.columns if c.startswith("metric.")]
-    params = [c for c in front.columns if c.startswith("param.")]
-    table = front[["trial_id", *metrics, *params]].copy()
-    table.columns = [c.split(".", 1)[-1] for c in table.columns]
-    marks = []
-    for _, row in front.iterrows():
-        tags = [t for t in ("preferred", "knee") if bool(row.get(t, False))]
-        marks.append(",".join(tags))
-    table.insert(0, "pick", marks)
-    with pd.option_context("display.max_columns", None, "display.width", 200):
-        return table.to_string(index=False, float_format=lambda v: f"{v:.4g}")

@@ -18,6 +18,7 @@ from engine.config import MetricSpec
 __all__ = [
     "HypervolumeTracker",
     "feasible",
+    "format_front",
     "front",
     "hypervolume",
     "hypervolume_history",
@@ -143,3 +144,20 @@ def knee(points: pd.DataFrame, metrics: Sequence[MetricSpec]) -> int:
     extremes (the "maximum bulge" knee); the same rule extends to more metrics.
     """
     return select_by_weights(points, metrics, {m.name: 1.0 for m in metrics})
+
+
+def format_front(front: pd.DataFrame) -> str:
+    """The front as a plain table: metrics first, then parameters, marks for the picks."""
+    if front.empty:
+        return "(no feasible trial yet)"
+    metrics = [c for c in front.columns if c.startswith("metric.")]
+    params = [c for c in front.columns if c.startswith("param.")]
+    table = front[["trial_id", *metrics, *params]].copy()
+    table.columns = [c.split(".", 1)[-1] for c in table.columns]
+    marks = []
+    for _, row in front.iterrows():
+        tags = [t for t in ("preferred", "knee") if bool(row.get(t, False))]
+        marks.append(",".join(tags))
+    table.insert(0, "pick", marks)
+    with pd.option_context("display.max_columns", None, "display.width", 200):
+        return table.to_string(index=False, float_format=lambda v: f"{v:.4g}")
