@@ -201,6 +201,17 @@ class ExperimentSpec(_Model):
             raise ValueError(f"{self.objective.ref} declares no `space`; add `space:` to the spec")
         return Space(_SpaceModel.model_validate({"params": raw}).params)
 
+    def context_features(self) -> int | None:
+        """The length of context feature vectors: the spec's `contexts.features`, else the
+        objective's own `context_features` (so specs stored before the field keep theirs)."""
+        if self.contexts.features is not None:
+            return self.contexts.features
+        try:
+            declared = getattr(self.objective.load_class(), "context_features", None)
+        except ValueError:  # the objective cannot be imported here: labels only
+            return None
+        return int(declared) if declared is not None else None
+
     def weights(self) -> dict[str, float]:
         """Preference weights over every metric: the spec's (missing ones weigh 0), or equal."""
         if self.preference is None:

@@ -140,6 +140,7 @@ class _Experiment:
     clusters: ContextClusters = field(default_factory=ContextClusters)
     clustered_seq: int = 0
     admitted: set[str] = field(default_factory=set)  # the experiment's contexts (spec.contexts)
+    features: int | None = None  # the length of context feature vectors, if it takes them
     contexts_seq: int = 0
     # per context: the feedback seqs its model learnt and the calibrated rewards it took
     # (16 bytes a rating), so a context model dropped from memory is rebuilt exactly
@@ -207,7 +208,8 @@ class OnlineEngine:
             spec = ExperimentSpec.model_validate(stored["spec"])
             model = OnlineModel(spec.search_space(), seed=spec.seed, max_contexts=self.max_context_models)
             exp = _Experiment(spec, model, np.random.default_rng([spec.seed, self.seed]))
-            exp.clusters = ContextClusters(max_clusters=spec.contexts.max, features=spec.contexts.features)
+            exp.features = spec.context_features()
+            exp.clusters = ContextClusters(max_clusters=spec.contexts.max, features=exp.features)
             exp.admitted = set(spec.contexts.labels)
             self._experiments[name] = exp
         self._sync(exp)
@@ -376,7 +378,7 @@ class OnlineEngine:
 
     def _cluster_label(self, exp: _Experiment, features: list[float]) -> str:
         """Learn every stored feature vector in write order, then label these ones."""
-        declared = exp.spec.contexts.features
+        declared = exp.features
         if declared is None:
             raise InvalidRequest(
                 f"experiment {exp.spec.name!r} takes context labels, not features; "

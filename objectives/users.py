@@ -110,6 +110,8 @@ class GenAIUsers:
         "cost": ("min", "usd"),
     }
     space: ClassVar[dict[str, dict[str, Any]]] = SPACE
+    # online contexts may be the input image's features (objectives.images.image_features)
+    context_features: ClassVar[int] = 5
 
     def __init__(self, users: int = 50, seed: int = 0, context: str = "portrait") -> None:
         if context not in CONTEXTS:

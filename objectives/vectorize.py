@@ -95,6 +95,9 @@ def vtracer_params(params: dict[str, Any]) -> dict[str, Any]:
 class Vectorize(ImageObjective):
     """vtracer PNG->SVG: SSIM of the re-rendered SVG, tracing ms and SVG bytes per image."""
 
+    # online contexts: the image's features (objectives.images.image_features)
+    context_features: ClassVar[int] = 5
+
     metrics: ClassVar[dict[str, tuple[str, str]]] = {
         "quality": ("max", "ssim"),
         "speed": ("min", "ms"),

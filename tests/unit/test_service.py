@@ -315,9 +315,17 @@ def test_context_models_beyond_the_bound_are_rebuilt_from_the_store(tmp_path: Pa
 def test_feature_contexts_have_the_declared_length(engine: OnlineEngine) -> None:
     with pytest.raises(InvalidRequest, match=r"4 values.*takes 5"):
         engine.suggest("genai", "ivy", [1.0, 2.0, 3.0, 4.0])
+    # a spec without contexts.features (one stored before the field) takes the objective's
     engine.register(bounded_spec(features=None))
+    assert engine.suggest("bounded", "ivy", [1887.0, 0.18, 7.5, 128.0, 128.0]).context
+    labels_only = bounded_spec(features=None).model_dump(mode="json")
+    labels_only.update(name="labels-only", objective={"ref": "objectives.synthetic:ZDT1"})
+    labels_only.update(
+        space=None, metrics=[{"name": "f1", "direction": "min", "reference": 1.0}], preference=None
+    )
+    engine.register(ExperimentSpec.model_validate(labels_only))
     with pytest.raises(InvalidRequest, match=r"contexts\.features"):
-        engine.suggest("bounded", "ivy", [1.0, 2.0, 3.0, 4.0, 5.0])
+        engine.suggest("labels-only", "ivy", [1.0, 2.0, 3.0, 4.0, 5.0])
     # a vector of another length stored earlier (before lengths were declared) is skipped
     engine.store.add_suggestion(
         suggestion_id="legacy", experiment="genai", user_id="ivy", context={"label": "c", "features": [1.0]},
