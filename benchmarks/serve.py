@@ -24,7 +24,6 @@ difference or ratio; the table pools every round.
 import argparse
 import datetime
 import logging
-import socket
 import statistics
 import sys
 import tempfile
@@ -45,6 +44,7 @@ from reporting import command_line, cpu_model, load_text, log, md_row
 from engine.client import SESSION_HEADER
 from engine.config import load_spec
 from engine.feedback import Feedback
+from engine.ports import free_port
 from engine.routing import routing_key
 from engine.service import OnlineEngine
 from engine.store import EventStore
@@ -79,12 +79,6 @@ class Run:
             f"{np.percentile(f, 99):.1f}",
             f"{self.throughput:.0f}",
         ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 noop = FastAPI()

@@ -34,9 +34,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the proxy and the fresh database come from the tests
 
 from engine.client import SESSION_HEADER  # noqa: E402
+from engine.ports import free_port  # noqa: E402
 from engine.routing import routing_key  # noqa: E402
 from engine.store import UNAVAILABLE, EventStore  # noqa: E402
-from tests.integration.conftest import free_port, pg_database  # noqa: E402
+from tests.integration.conftest import pg_database  # noqa: E402
 from tests.integration.test_store_hang import SilentProxy  # noqa: E402
 
 TIMEOUT_S = 2.0  # the default store timeout

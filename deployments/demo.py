@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,19 +20,11 @@ from engine.client import FrontierClient, HttpOnline
 from engine.config import load_spec
 from engine.explore import explore
 from engine.pareto import format_front
+from engine.ports import free_port
 from engine.ray import run_on_tune
 from engine.simulate import TARGET_STARS, drive_users
 from engine.store import EventStore
 from objectives.users import population
-
-
-def free_port(preferred: int = 8000) -> int:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", preferred))
-        except OSError:
-            s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -60,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from deployments.app import AppArgs, app_builder
 
-    port = free_port()
+    port = free_port(8000)
     serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config={"log_level": "WARNING"})
     app = app_builder(AppArgs(store_url=store_url, experiments=["configs/genai.yaml"], replicas=2))
     serve.run(app, name="frontier", route_prefix="/", logging_config={"log_level": "WARNING"})

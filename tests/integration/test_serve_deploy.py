@@ -16,7 +16,8 @@ import yaml
 
 import deployments.app
 from deployments.app import TOKEN_ENV, AppArgs, app_builder
-from tests.integration.conftest import BIN, ROOT, RayHead, free_port, ray_auth_headers, ray_head
+from engine.ports import free_port
+from tests.integration.conftest import BIN, ROOT, RayHead, ray_auth_headers, ray_head
 
 ADMIN_TOKEN = "cluster-admin-token"
 
