@@ -21,7 +21,7 @@ from ray.serve import Application, Deployment
 
 from deployments.api import FrontierAPI
 from engine.config import load_spec
-from engine.store import EventStore, default_store_url
+from engine.store import DEFAULT_TIMEOUT_S, EventStore, default_store_url
 
 __all__ = ["AppArgs", "app_builder", "register_experiments"]
 
@@ -63,7 +63,7 @@ class AppArgs(BaseModel):
         default=1.0, ge=0, description="how stale another replica's preference changes may be"
     )
     store_timeout_s: float = Field(
-        default=2.0,
+        default=DEFAULT_TIMEOUT_S,
         gt=0,
         allow_inf_nan=False,
         description=(

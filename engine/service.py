@@ -140,7 +140,6 @@ class _Experiment:
     clusters: ContextClusters = field(default_factory=ContextClusters)
     clustered_seq: int = 0
     admitted: set[str] = field(default_factory=set)  # the experiment's contexts (spec.contexts)
-    features: int | None = None  # the length of context feature vectors, if it takes them
     contexts_seq: int = 0
     # per context: the feedback seqs its model learnt and the calibrated rewards it took
     # (16 bytes a rating), so a context model dropped from memory is rebuilt exactly
@@ -208,8 +207,8 @@ class OnlineEngine:
             spec = ExperimentSpec.model_validate(stored["spec"])
             model = OnlineModel(spec.search_space(), seed=spec.seed, max_contexts=self.max_context_models)
             exp = _Experiment(spec, model, np.random.default_rng([spec.seed, self.seed]))
-            exp.features = spec.context_features()
-            exp.clusters = ContextClusters(max_clusters=spec.contexts.max, features=exp.features)
+            features = spec.context_features()
+            exp.clusters = ContextClusters(max_clusters=spec.contexts.max, features=features)
             exp.admitted = set(spec.contexts.labels)
             self._experiments[name] = exp
         self._sync(exp)
@@ -346,9 +345,10 @@ class OnlineEngine:
         if isinstance(context, str):
             label = self._admit(exp, context)
             return label, context if label == context else {"label": None, "requested": context}
-        cluster = self._cluster_label(exp, [float(v) for v in context])
+        features = [float(v) for v in context]
+        cluster = self._cluster_label(exp, features)
         label = self._admit(exp, cluster)
-        stored = {"label": label, "features": [float(v) for v in context]}
+        stored = {"label": label, "features": features}
         return label, stored if label == cluster else {**stored, "requested": cluster}
 
     def _admit(self, exp: _Experiment, label: str) -> str | None:
@@ -378,7 +378,7 @@ class OnlineEngine:
 
     def _cluster_label(self, exp: _Experiment, features: list[float]) -> str:
         """Learn every stored feature vector in write order, then label these ones."""
-        declared = exp.features
+        declared = exp.clusters.features
         if declared is None:
             raise InvalidRequest(
                 f"experiment {exp.spec.name!r} takes context labels, not features; "
