@@ -45,7 +45,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import optuna
-from reporting import command_line, cpu_model, load_text, log, md_row, notes_section
+from reporting import arguments, command_line, cpu_model, load_text, log, md_row, notes_section, write_report
 from scipy.stats import wilcoxon
 from threadpoolctl import threadpool_limits
 
@@ -759,9 +759,7 @@ def plan_notes(plan: Plan) -> list[str]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = arguments(__doc__)
     parser.add_argument("--quick", action="store_true", help="smoke run of a minute or two")
     parser.add_argument("--users", type=int, default=None, help="simulated users (default 50, quick 6)")
     parser.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default 5, quick 1)")
@@ -791,10 +789,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     lines += notes_section(plan_notes(plan), time.perf_counter() - t0)
 
     report = "\n".join(lines) + "\n"
-    print(report)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(report)
-    log(f"wrote {args.out}")
+    write_report(report, args.out)
     return 0
 
 

@@ -40,7 +40,7 @@ from pymoo.algorithms.moo.nsga2 import NSGA2
 from pymoo.core.problem import ElementwiseProblem, Problem
 from pymoo.optimize import minimize
 from pymoo.problems import get_problem
-from reporting import command_line, cpu_model, load_text, log, md_row, notes_section
+from reporting import arguments, command_line, cpu_model, load_text, log, md_row, notes_section, write_report
 from scipy.stats import mannwhitneyu
 from threadpoolctl import threadpool_limits
 
@@ -739,9 +739,7 @@ def plan_notes(plan: Plan) -> list[str]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = arguments(__doc__)
     parser.add_argument("--quick", action="store_true", help="smoke run of a minute or two")
     parser.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default 5, quick 2)")
     parser.add_argument("--problems", nargs="+", choices=PROBLEMS, default=None)
@@ -788,10 +786,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     lines += notes_section(plan_notes(plan), time.perf_counter() - t0)
 
     report = "\n".join(lines) + "\n"
-    print(report)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(report)
-    log(f"wrote {args.out}")
+    write_report(report, args.out)
     full = args.out.parent / "pareto.md"
     if args.timings_only and full.exists():
         full.write_text(splice_timings(full.read_text(), report, command_line(), started))

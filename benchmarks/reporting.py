@@ -5,6 +5,7 @@ Benchmarks run as scripts (`python benchmarks/x.py`), so they import this as `re
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import os
 import shlex
@@ -48,6 +49,19 @@ def notes_section(notes: Sequence[str], total_s: float) -> list[str]:
     """The report's closing `## Notes` list, total runtime and the load at the end."""
     ending = f"Total runtime: {total_s / 60:.1f} min; load average at the end: {load_text()}."
     return ["", "## Notes", "", *[f"- {n}" for n in notes], "", ending]
+
+
+def arguments(doc: str | None) -> argparse.ArgumentParser:
+    """A benchmark's command line, its module docstring as the help text."""
+    return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def write_report(text: str, out: Path) -> None:
+    """The report on stdout and in `out`."""
+    print(text)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    log(f"wrote {out}")
 
 
 def log(message: str) -> None:

@@ -21,7 +21,6 @@ difference or ratio; the table pools every round.
 # No `from __future__ import annotations`: FastAPI resolves the no-op routes' annotations
 # at runtime in the replica, where postponed names cannot be found.
 
-import argparse
 import datetime
 import logging
 import statistics
@@ -39,7 +38,7 @@ import requests
 from fastapi import FastAPI, Request
 from ray import serve
 from ray.serve import Deployment
-from reporting import command_line, cpu_model, load_text, log, md_row
+from reporting import arguments, command_line, cpu_model, load_text, log, md_row, write_report
 
 from engine.client import SESSION_HEADER
 from engine.config import load_spec
@@ -255,9 +254,7 @@ def report(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = arguments(__doc__)
     parser.add_argument("--pairs", type=int, default=100, help="pairs per client thread and round")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "serve.md")
     args = parser.parse_args(argv)
@@ -284,9 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{floor.throughput:.0f} / {ours.throughput:.0f} pairs/s (floor / ours)"
                 )
     text = report(baseline, rounds, started, time.perf_counter() - t0, args.pairs)
-    print(text)
-    args.out.write_text(text)
-    log(f"wrote {args.out}")
+    write_report(text, args.out)
     return 0
 
 

@@ -14,7 +14,6 @@ repeated, from the call to its answer:
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime
 import functools
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import requests
 import sqlalchemy as sa
-from reporting import command_line, cpu_model, log, md_row, notes_section
+from reporting import arguments, command_line, cpu_model, log, md_row, notes_section, write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the proxy and the fresh database come from the tests
@@ -212,9 +211,7 @@ def report(cases: dict[str, list[float]], started: datetime.datetime, total_s: f
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = arguments(__doc__)
     parser.add_argument("--repeats", type=int, default=10, help="repeats of every case")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "store-timeout.md")
     args = parser.parse_args(argv)
@@ -232,9 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             serve.shutdown()
             proxy.close()
     text = report(cases, started, time.perf_counter() - t0)
-    print(text)
-    args.out.write_text(text)
-    log(f"wrote {args.out}")
+    write_report(text, args.out)
     return 0
 
 
