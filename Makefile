@@ -14,12 +14,14 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	rm -rf results/demo
-	$(BIN)/python -m deployments.demo --out results/demo
+	$(BIN)/python -m engine.sim.demo --out results/demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+	$(BIN)/lint-imports
+	$(BIN)/pylint engine deployments
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit

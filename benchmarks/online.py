@@ -7,7 +7,7 @@
    user gets one suggestion from the method, rates it, and the method learns the rating; after
    every rating the method names its recommended settings for that user. "Ratings to target" is
    the first count of ratings at which the recommendation's *true* expected stars reach 4.5
-   (never: rounds + 1). Ours is one shared `engine.online.OnlineModel` (hierarchical warm
+   (never: rounds + 1). Ours is one shared `engine.online.model.OnlineModel` (hierarchical warm
    start); the peers are one optimiser per user: scikit-optimize GP-EI (the approach being
    replaced), Optuna TPE and uniform random. Peers recommend their best-rated settings so far;
    ours is reported both with its model's recommendation and with that same best-rated rule.
@@ -49,12 +49,12 @@ from reporting import arguments, command_line, cpu_model, load_text, log, md_row
 from scipy.stats import wilcoxon
 from threadpoolctl import threadpool_limits
 
-from engine.config import _SpaceModel, load_spec
-from engine.feedback import Feedback, quality_reward
-from engine.online import OnlineModel, Rater, UserHistory
-from engine.service import OnlineEngine, _User
-from engine.space import Space
-from engine.store import EventStore
+from engine.online.model import OnlineModel, Rater, UserHistory
+from engine.online.rewards import Feedback, quality_reward
+from engine.online.service import OnlineEngine, _User
+from engine.spec.config import _SpaceModel, load_spec
+from engine.spec.space import Space
+from engine.store.events import EventStore
 from objectives.users import CONTEXTS, PROVIDERS, SPACE, SimulatedUser, population
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -749,7 +749,7 @@ def plan_notes(plan: Plan) -> list[str]:
     return [
         *plan.notes,
         "Part 1 runs two (method, seed) jobs at a time in a process pool on the two cores.",
-        "Ratings reward ours as (stars - 3) / 2 (`engine.feedback.quality_reward`); skopt minimises "
+        "Ratings reward ours as (stars - 3) / 2 (`engine.online.rewards.quality_reward`); skopt minimises "
         "-stars; Optuna maximises stars.",
         "Every method of a seed faces the same users: the same preferred points, biases and noise streams.",
     ]

@@ -6,7 +6,7 @@
 1. Hypervolume after 100/200/500 evaluations on ZDT1-3, DTLZ2 and a small vectorize, for
    each of our searchers (through the engine's bookkeeping, `explore(runner=run_local)`) and
    for raw Optuna / pymoo loops that never touch the engine. Same spaces, same references,
-   same hypervolume code (engine.pareto) for all.
+   same hypervolume code (engine.offline.pareto) for all.
 2. Per-trial cost of Ray Tune, of our local loop and of a raw Optuna loop, on a trivial
    objective: the slope between a 100- and a 400-trial run removes fixed start-up costs.
 3. Wall time of the real vectorize exploration at concurrency 1 and 2 on Ray.
@@ -45,11 +45,11 @@ from scipy.stats import mannwhitneyu
 from threadpoolctl import threadpool_limits
 
 import objectives.synthetic
-from engine.config import Budget, ExperimentSpec, MetricSpec, SearcherSpec, load_spec, parse_spec
-from engine.explore import explore, run_local
-from engine.pareto import HypervolumeTracker
+from engine.offline.explore import explore, run_local
+from engine.offline.pareto import HypervolumeTracker
 from engine.ray import run_on_tune
-from engine.space import Space
+from engine.spec.config import Budget, ExperimentSpec, MetricSpec, SearcherSpec, load_spec, parse_spec
+from engine.spec.space import Space
 from objectives.images import DEFAULT_IMAGES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -658,7 +658,7 @@ def part1_section(frame: pd.DataFrame, plan: Plan) -> list[str]:
         f"## 1. Hypervolume after {', '.join(map(str, plan.checkpoints))} evaluations",
         "",
         "Median (inter-quartile range) over seeds; higher is better. `ours` run through "
-        "`engine.explore.explore(runner=run_local)` (journal, Parquet, no Ray); raw peers call the "
+        "`engine.offline.explore.explore(runner=run_local)` (journal, Parquet, no Ray); raw peers call the "
         "objective in a plain Optuna ask/tell loop or `pymoo.optimize.minimize`. "
         "Reference points: ZDT/DTLZ 1.1 per objective; vectorize quality 0 (max), speed 50 ms, "
         "cost 100 000 bytes, its hypervolume divided by that box (1 x 50 x 100 000) to read as a "
@@ -728,7 +728,7 @@ def plan_notes(plan: Plan) -> list[str]:
     return [
         *plan.notes,
         "Every run evaluates one trial at a time (concurrency 1); the pool runs two jobs at once.",
-        "Hypervolume for every method comes from engine.pareto (moocore): feasible points only, "
+        "Hypervolume for every method comes from engine.offline.pareto (moocore): feasible points only, "
         "points not strictly better than the reference on every metric ignored.",
         "Vectorize's speed metric is measured wall time, so that problem is noisy even for a "
         "fixed seed (two jobs share the machine).",

@@ -41,12 +41,12 @@ from ray.serve import Deployment
 from reporting import arguments, command_line, cpu_model, load_text, log, md_row, write_report
 
 from engine.client import SESSION_HEADER
-from engine.config import load_spec
-from engine.feedback import Feedback
+from engine.online.rewards import Feedback
+from engine.online.service import OnlineEngine
 from engine.ports import free_port
 from engine.routing import routing_key
-from engine.service import OnlineEngine
-from engine.store import EventStore
+from engine.spec.config import load_spec
+from engine.store.events import EventStore
 
 ROOT = Path(__file__).resolve().parent.parent
 CONCURRENCY = (1, 8, 32)

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))  # the proxy and the fresh database come from the 
 from engine.client import SESSION_HEADER  # noqa: E402
 from engine.ports import free_port  # noqa: E402
 from engine.routing import routing_key  # noqa: E402
-from engine.store import UNAVAILABLE, EventStore  # noqa: E402
+from engine.store.events import UNAVAILABLE, EventStore  # noqa: E402
 from tests.integration.conftest import pg_database  # noqa: E402
 from tests.integration.test_store_hang import SilentProxy  # noqa: E402
 

@@ -6,9 +6,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.config import MAX_CONTEXT_FEATURES, MAX_CONTEXT_LABEL
-from engine.feedback import Feedback
-from engine.service import MAX_ID
+from engine.online.rewards import Feedback
+from engine.online.service import MAX_ID
+from engine.spec.config import MAX_CONTEXT_FEATURES, MAX_CONTEXT_LABEL
 
 __all__ = [
     "ContextFeatures",

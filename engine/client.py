@@ -24,7 +24,7 @@ from typing import Any
 
 import requests
 
-from engine.feedback import Feedback
+from engine.online.rewards import Feedback
 from engine.routing import routing_key
 
 __all__ = ["SESSION_HEADER", "FrontierClient", "FrontierHTTPError", "HttpOnline"]
@@ -99,7 +99,7 @@ class FrontierClient:
             "idempotency_key": idempotency_key or uuid.uuid4().hex,
         }
         body = {k: v for k, v in body.items() if v is not None}
-        # a suggestion id starts with its user's routing key (engine.service.routing_key)
+        # a suggestion id starts with its user's routing key (engine.routing.routing_key)
         path = f"/v1/experiments/{experiment}/feedback"
         result: dict[str, Any] = self._call("POST", path, body, suggestion_id[:16])
         return str(result["status"])
@@ -170,7 +170,7 @@ class FrontierClient:
 
 
 class HttpSuggestion(SimpleNamespace):
-    """A suggestion's fields as attributes, like engine.service.Suggestion."""
+    """A suggestion's fields as attributes, like engine.online.service.Suggestion."""
 
     suggestion_id: str
     params: dict[str, Any]

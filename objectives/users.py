@@ -13,6 +13,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from engine.spec import FloatParam, Space
+
 __all__ = ["CONTEXTS", "PROVIDERS", "SPACE", "GenAIUsers", "SimulatedUser", "population"]
 
 PROVIDERS = ("leonardo", "stablediffusion")
@@ -31,17 +33,8 @@ WIDTH = 0.25  # bump width in the unit cube
 WRONG_PROVIDER = 0.8  # share of the bump left with the provider the user likes less
 
 
-def to_unit(params: dict[str, Any]) -> np.ndarray:
-    return np.array(
-        [(params[k] - SPACE[k]["low"]) / (SPACE[k]["high"] - SPACE[k]["low"]) for k in CONTINUOUS]
-    )
-
-
-def from_unit(u: np.ndarray, provider: str) -> dict[str, Any]:
-    params: dict[str, Any] = {"provider": provider}
-    for k, x in zip(CONTINUOUS, np.clip(u, 0, 1), strict=True):
-        params[k] = float(SPACE[k]["low"] + x * (SPACE[k]["high"] - SPACE[k]["low"]))
-    return params
+# the continuous parameters' unit cube, where tastes live (the provider is chosen apart)
+UNIT = Space({k: FloatParam(low=SPACE[k]["low"], high=SPACE[k]["high"]) for k in CONTINUOUS})
 
 
 @dataclass(frozen=True)
@@ -55,7 +48,7 @@ class SimulatedUser:
 
     def expected_stars(self, params: dict[str, Any], context: str) -> float:
         """The true mean rating, before this user's bias and noise."""
-        d = (to_unit(params) - self.preferred[context]) / WIDTH
+        d = (UNIT.to_unit(params) - self.preferred[context]) / WIDTH
         fit = float(np.exp(-0.5 * d @ d))
         if params["provider"] != self.provider[context]:
             fit *= WRONG_PROVIDER
@@ -72,7 +65,7 @@ class SimulatedUser:
         return {1: "reject", 2: "dislike", 3: "accept", 4: "like", 5: "super_like"}[stars]
 
     def best(self, context: str) -> dict[str, Any]:
-        return from_unit(self.preferred[context], self.provider[context])
+        return {"provider": self.provider[context], **UNIT.from_unit(self.preferred[context])}
 
 
 def population(n_users: int, seed: int = 0) -> list[SimulatedUser]:
@@ -120,6 +113,10 @@ class GenAIUsers:
             raise ValueError(f"users={users!r} must be between 1 and 100000")
         self.users = population(users, seed)
         self.context = context
+
+    def simulated_users(self, n: int, seed: int) -> list[SimulatedUser]:
+        """The online phase's users (`frontier simulate`, `make demo` load them by the spec's ref)."""
+        return population(n, seed)
 
     def evaluate(self, params: dict[str, Any]) -> dict[str, float]:
         stars = [u.expected_stars(params, self.context) for u in self.users]

@@ -14,12 +14,12 @@ from typing import Any
 
 import ray
 
-from engine.config import ExperimentSpec
-from engine.feedback import Feedback
+from engine.online.rewards import Feedback
+from engine.online.service import FeedbackResult, OnlineEngine, Suggestion
 from engine.ray.runtime import ensure_ray
 from engine.routing import routing_key, shard_of
-from engine.service import FeedbackResult, OnlineEngine, Suggestion
-from engine.store import EventStore
+from engine.spec.config import ExperimentSpec
+from engine.store.events import EventStore
 
 __all__ = ["Shard", "ShardActor", "ShardRouter", "shard_index"]
 

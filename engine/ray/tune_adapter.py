@@ -17,9 +17,9 @@ import ray
 from ray import tune
 from ray.tune.search import Searcher
 
-from engine.config import ObjectiveSpec
-from engine.exploration import Exploration, TrialResult, evaluate
+from engine.offline.exploration import Exploration, TrialResult, evaluate
 from engine.ray.runtime import ensure_ray
+from engine.spec.config import ObjectiveSpec
 
 _RESULT_KEY = "frontier_result"
 _objectives: dict[str, Any] = {}
@@ -95,7 +95,7 @@ class TuneSearcher(Searcher):
 
 def run_on_tune(exploration: Exploration, objective: Any = None) -> None:
     """Run the exploration's remaining budget on the connected (or a new local) Ray
-    (an `engine.explore.Runner`; each worker builds its own `objective` from the spec)."""
+    (an `engine.offline.explore.Runner`; each worker builds its own `objective` from the spec)."""
     spec = exploration.spec
     # Tune's per-trial JSON/CSV/TensorBoard loggers cost more than a cheap objective (about
     # 12 ms a trial here); our journal and Parquet files are the record.

@@ -11,9 +11,9 @@ import pytest
 import skimage.data
 import yaml
 
-from engine.config import parse_spec
-from engine.explore import explore, run_local
+from engine.offline.explore import explore, run_local
 from engine.ray import run_on_tune
+from engine.spec.config import parse_spec
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 SAMPLES = Path(os.path.dirname(skimage.data.__file__))

@@ -12,11 +12,11 @@ import sqlalchemy as sa
 import yaml
 
 from engine.client import SESSION_HEADER
-from engine.config import load_spec, parse_spec
-from engine.explore import explore, run_local
-from engine.fronts import publish
+from engine.offline.explore import explore, run_local
+from engine.offline.fronts import publish
 from engine.routing import routing_key
-from engine.store import EventStore
+from engine.spec.config import load_spec, parse_spec
+from engine.store.events import EventStore
 from objectives.users import SPACE
 from tests.integration.conftest import ADMIN_TOKEN, Served, drop_database, pg_database
 

@@ -7,12 +7,12 @@ from typing import Any
 import pytest
 import ray
 
-from engine.config import load_spec
-from engine.feedback import Feedback
+from engine.online.rewards import Feedback
+from engine.online.service import OnlineEngine, UnknownSuggestion
 from engine.ray.shards import ShardRouter, shard_index
 from engine.routing import shard_of
-from engine.service import OnlineEngine, UnknownSuggestion
-from engine.store import EventStore
+from engine.spec.config import load_spec
+from engine.store.events import EventStore
 from objectives.users import population
 
 pytestmark = pytest.mark.usefixtures("ray_session")
@@ -63,7 +63,7 @@ def test_killed_shard_recovers_exactly_what_the_store_holds(store_url: str) -> N
 
 
 def test_simulate_writes_rounds_and_ratings_to_target(tmp_path: Any) -> None:
-    from engine.simulate import simulate
+    from engine.sim.driver import simulate
 
     result = simulate(load_spec("configs/genai.yaml"), users=4, rounds=3, out_dir=tmp_path, progress=False)
     assert len(result.rounds) == 12 and set(result.rounds["round"]) == {1, 2, 3}

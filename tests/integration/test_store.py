@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from engine.config import load_spec
-from engine.service import OnlineEngine, Suggestion
-from engine.store import SCHEMA_VERSION, EventStore, StoreError
+from engine.online.service import OnlineEngine, Suggestion
+from engine.spec.config import load_spec
+from engine.store.events import SCHEMA_VERSION, EventStore, StoreError
 
 
 def suggestion(i: int, user: str = "u1") -> dict:
@@ -73,7 +73,7 @@ def test_duplicates_are_no_ops_that_say_so(store_url: str) -> None:
 
 def test_acknowledged_events_wait_for_the_disk_suggestions_do_not(store_url: str) -> None:
     """Feedback (and every other event) is flushed before the call returns; suggestions,
-    leases we hand out, only reach the database (see engine.store's docstring)."""
+    leases we hand out, only reach the database (see engine.store.events's docstring)."""
     store = EventStore(store_url)
     sqlite = store_url.startswith("sqlite")
     ask = "PRAGMA synchronous" if sqlite else "SHOW synchronous_commit"
@@ -206,12 +206,11 @@ def test_bad_urls_are_clear_errors() -> None:
 
 
 def test_feedback_committed_late_is_learnt_exactly_once(
-    store_url: str, monkeypatch: pytest.MonkeyPatch
+    store_url: str,
 ) -> None:
     """A writer draws its seq, then commits after a second writer's later seq: the engine
     must learn both, however late the first commit lands (PostgreSQL's sequences are
     drawn before the commit; SQLite has one writer at a time)."""
-    monkeypatch.setattr("engine.service.GAP_S", 0.0, raising=False)  # a gap waited for ends at once
     engine = OnlineEngine(EventStore(store_url))
     engine.register(load_spec("configs/genai.yaml"))
     slow, fast = (engine.suggest("genai", user, "portrait") for user in ("slow", "fast"))

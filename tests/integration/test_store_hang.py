@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from engine.client import SESSION_HEADER
 from engine.routing import routing_key
-from engine.store import UNAVAILABLE, EventStore, StoreUnavailable
+from engine.store.events import UNAVAILABLE, EventStore, StoreUnavailable
 from tests.integration.conftest import Served, pg_database
 
 TIMEOUT_S = 2.0  # the store timeout under test (the default)

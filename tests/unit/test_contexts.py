@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.contexts import ContextClusters
+from engine.online.contexts import ContextClusters
 from objectives.vectorize import Vectorize
 
 KEYS = ("colors", "edge_density", "entropy", "width", "height")

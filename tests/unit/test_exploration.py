@@ -9,8 +9,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from engine.config import parse_spec
-from engine.exploration import Exploration, ResumeError, TrialResult
+from engine.offline.exploration import Exploration, ResumeError, TrialResult
+from engine.spec.config import parse_spec
 
 
 def spec(searcher: str = "tpe", trials: int = 12) -> Any:

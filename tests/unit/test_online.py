@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from engine.config import MetricSpec, _SpaceModel
-from engine.feedback import Feedback, judged_metric, metric_score, quality_reward, utility
-from engine.online import OnlineModel, PopulationModel, Priors, Rater, UserHistory
-from engine.space import Space
+from engine.online.model import OnlineModel, PopulationModel, Priors, Rater, UserHistory
+from engine.online.rewards import Feedback, judged_metric, metric_score, quality_reward, utility
+from engine.spec.config import MetricSpec, _SpaceModel
+from engine.spec.space import Space
 from objectives.users import SPACE, population
 
 GENAI = Space(_SpaceModel.model_validate({"params": SPACE}).params)

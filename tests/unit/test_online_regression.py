@@ -15,10 +15,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.config import load_spec
-from engine.feedback import Feedback
-from engine.service import OnlineEngine
-from engine.store import EventStore
+from engine.online.rewards import Feedback
+from engine.online.service import OnlineEngine
+from engine.spec.config import load_spec
+from engine.store.events import EventStore
 from objectives.users import population
 
 FIXTURE = Path(__file__).parent / "data" / "online_regression.json"
@@ -46,7 +46,7 @@ def run(db: Path) -> list[dict[str, Any]]:
             out.append(s.params)
             stars = u.rate(s.params, label)
             if i % 4 == 0:
-                fb = Feedback(signal=u.signal(s.params, label))
+                fb = Feedback.model_validate({"signal": u.signal(s.params, label)})
             elif i % 4 == 1:
                 fb = Feedback(rating=stars, metrics={"speed": 3000.0 + 100 * stars, "cost": 0.01})
             elif i % 4 == 2:

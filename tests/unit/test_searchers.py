@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import pytest
 
-from engine.config import MetricSpec
-from engine.searchers import SEARCHERS, Searcher, make_searcher
-from engine.space import CategoricalParam, FixedParam, FloatParam, IntParam, Space
+from engine.offline.searchers import SEARCHERS, Searcher, make_searcher
+from engine.spec.config import MetricSpec
+from engine.spec.space import CategoricalParam, FixedParam, FloatParam, IntParam, Space
 
 SPACE = Space(
     {

@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from engine.config import ExperimentSpec, load_spec
-from engine.contexts import ContextClusters
-from engine.feedback import Feedback
-from engine.service import (
+from engine.online.contexts import ContextClusters
+from engine.online.rewards import Feedback
+from engine.online.service import (
     ConflictingFeedback,
     ExpiredSuggestion,
     FeedbackResult,
@@ -22,7 +21,8 @@ from engine.service import (
     UnknownExperiment,
     UnknownSuggestion,
 )
-from engine.store import EventStore
+from engine.spec.config import ExperimentSpec, load_spec
+from engine.store.events import EventStore
 from objectives.users import population
 
 SPEC = load_spec("configs/genai.yaml")

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.config import ExperimentSpec
-from engine.pareto import front, hypervolume, metric_column
-from engine.store import EventStore
+from engine.offline.pareto import front, hypervolume, metric_column
+from engine.spec.config import ExperimentSpec
+from engine.store.events import EventStore
 
 __all__ = ["UnknownRun", "front_report", "publish"]
 
@@ -79,7 +79,7 @@ def front_report(store: EventStore, spec: ExperimentSpec, run_id: str | None = N
 
 
 def _table(rows: list[dict[str, Any]], spec: ExperimentSpec) -> pd.DataFrame:
-    """engine.pareto's trial table: a status and one `metric.<name>` column per metric."""
+    """engine.offline.pareto's trial table: a status and one `metric.<name>` column per metric."""
     data: dict[str, Any] = {"status": [r["status"] for r in rows]}
     for m in spec.metrics:
         data[metric_column(m.name)] = [float((r["metrics"] or {}).get(m.name, np.nan)) for r in rows]

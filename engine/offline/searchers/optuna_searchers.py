@@ -13,9 +13,9 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from engine.config import MetricSpec
-from engine.searchers.base import Searcher, Trial
-from engine.space import Space
+from engine.offline.searchers.base import Searcher, Trial
+from engine.spec.config import MetricSpec
+from engine.spec.space import Space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)

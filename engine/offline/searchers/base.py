@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.config import MetricSpec
-from engine.space import Space
+from engine.spec.config import MetricSpec
+from engine.spec.space import Space
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from engine.config import ExperimentSpec
-from engine.exploration import Exploration, Summary, evaluate
-from engine.fronts import publish
-from engine.store import EventStore
+from engine.offline.exploration import Exploration, Summary, evaluate
+from engine.offline.fronts import publish
+from engine.spec.config import ExperimentSpec
+from engine.store.events import EventStore
 
 __all__ = ["Runner", "default_out_dir", "explore", "run_local"]
 

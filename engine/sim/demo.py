@@ -15,16 +15,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from engine.client import FrontierClient, HttpOnline
-from engine.config import load_spec
-from engine.explore import explore
-from engine.pareto import format_front
+from engine.offline import explore, format_front
 from engine.ports import free_port
 from engine.ray import run_on_tune
-from engine.simulate import TARGET_STARS, drive_users
+from engine.sim.driver import TARGET_STARS, drive_users, simulated_users
+from engine.spec import import_ref, load_spec
 from engine.store import EventStore
-from objectives.users import population
+
+SERVE_CONFIG = Path("configs/serve.yaml")
+ONLINE_SPEC = Path("configs/genai.yaml")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -49,11 +51,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\n== 2. online: starting the Serve app", flush=True)
     from ray import serve
 
-    from deployments.app import AppArgs, app_builder
-
+    # the application configs/serve.yaml deploys, imported by its import_path as `serve run` does
+    (application,) = yaml.safe_load(SERVE_CONFIG.read_text())["applications"]
+    app_builder = import_ref(application["import_path"], f"{SERVE_CONFIG} import_path")
     port = free_port(8000)
     serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config={"log_level": "WARNING"})
-    app = app_builder(AppArgs(store_url=store_url, experiments=["configs/genai.yaml"], replicas=2))
+    app = app_builder({"store_url": store_url, "experiments": [str(ONLINE_SPEC)], "replicas": 2})
     serve.run(app, name="frontier", route_prefix="/", logging_config={"log_level": "WARNING"})
     base = f"http://127.0.0.1:{port}"
     client = FrontierClient(base)
@@ -67,8 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_front(summary.front))
 
     print(f"\n== 3. {args.users} simulated users x {args.rounds} ratings over HTTP", flush=True)
-    people = population(args.users, seed=0)
-    table, to_target = drive_users(HttpOnline(client), "genai", people, args.rounds)
+    genai = load_spec(ONLINE_SPEC)
+    people = simulated_users(genai, args.users)
+    table, to_target = drive_users(HttpOnline(client), genai.name, people, args.rounds)
     online = out / "online"
     online.mkdir(exist_ok=True)
     table.to_parquet(online / "simulation.parquet", index=False)

@@ -24,12 +24,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from engine.config import MAX_CONTEXT_LABEL, ExperimentSpec
-from engine.contexts import ContextClusters
-from engine.feedback import Feedback, terms, utility
-from engine.online import OnlineModel, Rater, UserHistory
+from engine.online.contexts import ContextClusters
+from engine.online.model import OnlineModel, Rater, UserHistory
+from engine.online.rewards import Feedback, terms, utility
 from engine.routing import routing_key
-from engine.store import EventStore
+from engine.spec.config import MAX_CONTEXT_LABEL, ExperimentSpec
+from engine.store.events import EventStore
 
 __all__ = [
     "ConflictingFeedback",

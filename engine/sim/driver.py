@@ -12,19 +12,16 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from engine.config import ExperimentSpec
-from engine.feedback import Feedback
+from engine.online.rewards import Feedback
+from engine.spec.config import ExperimentSpec
 
-if TYPE_CHECKING:
-    from objectives.users import SimulatedUser
-
-__all__ = ["OnlineAPI", "SimulationResult", "drive_users", "simulate"]
+__all__ = ["OnlineAPI", "SimulatedUser", "SimulationResult", "drive_users", "simulate", "simulated_users"]
 
 TARGET_STARS = 4.5
 
@@ -47,8 +44,7 @@ def simulate(
     context: str = "portrait",
     progress: bool = True,
 ) -> SimulationResult:
-    from engine.ray.shards import ShardRouter  # Ray stays out of the core's import path
-    from objectives.users import population
+    from engine.ray.shards import ShardRouter  # Ray starts only when a simulation does
 
     if users < 1 or rounds < 1:
         raise ValueError(f"--users {users} and --rounds {rounds} must both be at least 1")
@@ -60,12 +56,34 @@ def simulate(
         store_url = f"sqlite:///{db}"
     router = ShardRouter(store_url, shards=shards)
     router.register(spec)
-    people = population(users, seed=spec.seed)
+    people = simulated_users(spec, users)
     table, to_target = drive_users(router, spec.name, people, rounds, context, progress)
     table.to_parquet(out_dir / "simulation.parquet", index=False)
     for name in ("suggestions", "feedback"):
         router.store.export(name, out_dir / f"{name}.parquet")
     return SimulationResult(table, to_target, out_dir)
+
+
+class SimulatedUser(Protocol):
+    """One simulated person: rates settings on their own scale, knows their true taste."""
+
+    user_id: str
+
+    def rate(self, params: dict[str, Any], context: str) -> int: ...
+
+    def expected_stars(self, params: dict[str, Any], context: str) -> float: ...
+
+
+def simulated_users(spec: ExperimentSpec, n: int, seed: int | None = None) -> list[SimulatedUser]:
+    """`n` users from the spec's objective (its `simulated_users(n, seed)`), seeded by the spec."""
+    objective = spec.objective.build()
+    make = getattr(objective, "simulated_users", None)
+    if make is None:
+        raise ValueError(
+            f"objective {spec.objective.ref} has no simulated_users(n, seed): name one that "
+            "simulates users (e.g. objectives.users:GenAIUsers) to simulate this experiment"
+        )
+    return list(make(n, spec.seed if seed is None else seed))
 
 
 class OnlineAPI(Protocol):

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from engine.config import SEARCHERS, MetricSpec
-from engine.searchers.base import Searcher, Trial
-from engine.searchers.optuna_searchers import OptunaSearcher
-from engine.searchers.pymoo_searchers import PymooNSGA2Searcher
-from engine.space import Space
+from engine.offline.searchers.base import Searcher, Trial
+from engine.offline.searchers.optuna_searchers import OptunaSearcher
+from engine.offline.searchers.pymoo_searchers import PymooNSGA2Searcher
+from engine.spec.config import SEARCHERS, MetricSpec
+from engine.spec.space import Space
 
 __all__ = ["SEARCHERS", "OptunaSearcher", "PymooNSGA2Searcher", "Searcher", "Trial", "make_searcher"]
 

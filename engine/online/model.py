@@ -36,7 +36,7 @@ from scipy.linalg.blas import dsyrk
 from scipy.linalg.lapack import dpotrf, dtrtri
 from scipy.stats import qmc
 
-from engine.space import CategoricalParam, FloatParam, IntParam, Space
+from engine.spec.space import CategoricalParam, FloatParam, IntParam, Space
 
 __all__ = ["OnlineModel", "PopulationModel", "Priors", "Rater", "UserHistory"]
 

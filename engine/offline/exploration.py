@@ -22,9 +22,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from engine.config import ExperimentSpec
-from engine.journal import Journal
-from engine.pareto import (
+from engine.offline.journal import Journal
+from engine.offline.pareto import (
     HypervolumeTracker,
     front,
     hypervolume_history,
@@ -32,8 +31,9 @@ from engine.pareto import (
     metric_column,
     select_by_weights,
 )
-from engine.searchers import Searcher, Trial, make_searcher
-from engine.space import Space
+from engine.offline.searchers import Searcher, Trial, make_searcher
+from engine.spec.config import ExperimentSpec
+from engine.spec.space import Space
 
 __all__ = ["Exploration", "ResumeError", "Summary", "TrialResult", "describe_error", "evaluate"]
 

@@ -6,7 +6,6 @@ message alone.
 
 from __future__ import annotations
 
-import importlib
 import re
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -14,7 +13,8 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from engine.space import Param, Space
+from engine.spec.refs import REF_PATTERN, import_ref
+from engine.spec.space import Param, Space
 
 SearcherName = Literal["tpe", "nsga2", "gp", "random", "qmc", "pymoo-nsga2"]
 SEARCHERS: tuple[str, ...] = get_args(SearcherName)
@@ -68,19 +68,12 @@ class ObjectiveSpec(_Model):
     @field_validator("ref")
     @classmethod
     def _check_ref(cls, v: str) -> str:
-        if not re.fullmatch(r"[\w.]+:\w+", v):
+        if not re.fullmatch(REF_PATTERN, v):
             raise ValueError(f"ref {v!r} must look like 'objectives.vectorize:Vectorize'")
         return v
 
     def load_class(self) -> type:
-        module_name, _, attr = self.ref.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as e:
-            raise ValueError(f"objective.ref {self.ref!r}: cannot import {module_name!r} ({e})") from e
-        if not hasattr(module, attr):
-            raise ValueError(f"objective.ref {self.ref!r}: {module_name!r} has no {attr!r}")
-        cls: type = getattr(module, attr)
+        cls: type = import_ref(self.ref, "objective.ref")
         return cls
 
     def build(self) -> Any:

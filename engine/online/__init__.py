@@ -1,0 +1,41 @@
+"""The online phase: suggestions per user and context, feedback turned into rewards, and the
+model that learns from them (global, context and user levels: docs/online-model.md)."""
+
+from engine.online.contexts import ContextClusters
+from engine.online.model import OnlineModel, PopulationModel, Priors, Rater, UserHistory
+from engine.online.rewards import SIGNAL_REWARD, Feedback, Signal, quality_reward, terms, utility
+from engine.online.service import (
+    ConflictingFeedback,
+    ExpiredSuggestion,
+    FeedbackResult,
+    InvalidRequest,
+    OnlineEngine,
+    OnlineError,
+    Suggestion,
+    UnknownExperiment,
+    UnknownSuggestion,
+)
+
+__all__ = [
+    "SIGNAL_REWARD",
+    "ConflictingFeedback",
+    "ContextClusters",
+    "ExpiredSuggestion",
+    "Feedback",
+    "FeedbackResult",
+    "InvalidRequest",
+    "OnlineEngine",
+    "OnlineError",
+    "OnlineModel",
+    "PopulationModel",
+    "Priors",
+    "Rater",
+    "Signal",
+    "Suggestion",
+    "UnknownExperiment",
+    "UnknownSuggestion",
+    "UserHistory",
+    "quality_reward",
+    "terms",
+    "utility",
+]
