@@ -4,7 +4,7 @@ maps the Pareto front, and the fronts are published to the store for the HTTP AP
 Where trials run is passed in (`explore(..., runner=...)`): this package never imports Ray.
 """
 
-from engine.offline.exploration import Exploration, ResumeError, Summary, TrialResult, evaluate
+from engine.offline.exploration import Exploration, ResumeError, Summary
 from engine.offline.explore import Runner, default_out_dir, explore, run_local
 from engine.offline.fronts import UnknownRun, front_report, publish
 from engine.offline.pareto import (
@@ -17,6 +17,7 @@ from engine.offline.pareto import (
     select_by_weights,
 )
 from engine.offline.searchers import Searcher, Trial, make_searcher
+from engine.offline.trials import TrialResult, evaluate
 
 __all__ = [
     "Exploration",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import time
-import traceback
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -32,24 +31,15 @@ from engine.offline.pareto import (
     select_by_weights,
 )
 from engine.offline.searchers import Searcher, Trial, make_searcher
+from engine.offline.trials import TrialResult, checked_metrics
 from engine.spec.config import ExperimentSpec
 from engine.spec.space import Space
 
-__all__ = ["Exploration", "ResumeError", "Summary", "TrialResult", "describe_error", "evaluate"]
+__all__ = ["Exploration", "ResumeError", "Summary"]
 
 
 class ResumeError(RuntimeError):
     """Stored results that cannot be continued as asked."""
-
-
-@dataclass(frozen=True)
-class TrialResult:
-    """What one evaluation produced: metrics, or an error message."""
-
-    metrics: Mapping[str, float] | None
-    error: str | None = None
-    started_at: float = 0.0
-    duration_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -177,7 +167,7 @@ class Exploration:
         """Journal a finished trial, then tell the searcher; returns the stored row."""
         trial = self._asked.pop(trial_id)
         self._running.discard(trial_id)
-        metrics, error = _checked(result, [m.name for m in self.spec.metrics])
+        metrics, error = checked_metrics(result, [m.name for m in self.spec.metrics])
         status = "failed" if metrics is None else self._status(metrics)
         row = {
             "kind": "result",
@@ -284,45 +274,6 @@ class Exploration:
 def new_run_id() -> str:
     """Sortable by start time, unique across machines: `20261130T142501Z-1a2b3c4d`."""
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
-
-
-def evaluate(objective: Any, params: dict[str, Any]) -> TrialResult:
-    """Run one evaluation; whatever the objective raises becomes a failed result."""
-    started, t0 = time.time(), time.perf_counter()
-    try:
-        metrics = dict(objective.evaluate(params))
-        error = None
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as e:  # Rust extensions (vtracer) panic with a BaseException
-        metrics, error = None, describe_error(e)
-    return TrialResult(metrics, error, started, time.perf_counter() - t0)
-
-
-def describe_error(e: BaseException) -> str:
-    """`Type: message (file:line)` of where it was raised, for the trials table."""
-    tb = traceback.extract_tb(e.__traceback__)
-    where = f" ({Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""
-    return f"{type(e).__name__}: {e}{where}"
-
-
-def _checked(result: TrialResult, names: list[str]) -> tuple[dict[str, float] | None, str | None]:
-    """Metrics as floats, or None with the reason when the trial cannot count."""
-    if result.metrics is None:
-        return None, result.error or "the objective reported no metrics"
-    missing = [n for n in names if n not in result.metrics]
-    if missing:
-        return None, f"the objective did not report {missing}"
-    values: dict[str, float] = {}
-    for n in names:
-        try:
-            v = float(result.metrics[n])
-        except (TypeError, ValueError):
-            return None, f"metric {n!r} is not a number: {result.metrics[n]!r}"
-        if not math.isfinite(v):
-            return None, f"metric {n!r} is {v}"
-        values[n] = v
-    return values, None
 
 
 def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:

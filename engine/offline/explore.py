@@ -14,8 +14,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from engine.offline.exploration import Exploration, Summary, evaluate
+from engine.offline.exploration import Exploration, Summary
 from engine.offline.fronts import publish
+from engine.offline.trials import evaluate
 from engine.spec.config import ExperimentSpec
 from engine.store.events import EventStore
 

@@ -17,7 +17,7 @@ import ray
 from ray import tune
 from ray.tune.search import Searcher
 
-from engine.offline.exploration import Exploration, TrialResult, evaluate
+from engine.offline import Exploration, TrialResult, evaluate
 from engine.ray.runtime import ensure_ray
 from engine.spec.config import ObjectiveSpec
 

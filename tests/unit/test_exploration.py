@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from engine.offline.exploration import Exploration, ResumeError, TrialResult
+from engine.offline import Exploration, ResumeError, TrialResult
 from engine.spec.config import parse_spec
 
 
