@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from engine.offline.exploration import ResumeError
-from engine.offline.pareto import format_front
-from engine.spec.config import SpecError, load_spec
+from engine.offline import ResumeError, format_front
+from engine.spec import SpecError, load_spec
 
 __all__ = ["main"]
 
@@ -75,7 +74,7 @@ def _validate(path: Path) -> int:
 
 
 def _explore(args: argparse.Namespace) -> int:
-    from engine.offline.explore import default_out_dir, explore, run_local
+    from engine.offline import default_out_dir, explore, run_local
     from engine.ray import run_on_tune
 
     spec = load_spec(args.spec)
@@ -103,7 +102,7 @@ def _explore(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from engine.sim.driver import simulate
+    from engine.sim import simulate
 
     spec = load_spec(args.spec)
     out = args.out or Path("results") / f"{spec.name}-simulation"
