@@ -24,7 +24,7 @@ from typing import Any
 
 import requests
 
-from engine.online.rewards import Feedback
+from engine.online import Feedback
 from engine.routing import routing_key
 
 __all__ = ["SESSION_HEADER", "FrontierClient", "FrontierHTTPError", "HttpOnline"]

@@ -32,8 +32,7 @@ from engine.offline.pareto import (
 )
 from engine.offline.searchers import Searcher, Trial, make_searcher
 from engine.offline.trials import TrialResult, checked_metrics
-from engine.spec.config import ExperimentSpec
-from engine.spec.space import Space
+from engine.spec import ExperimentSpec, Space
 
 __all__ = ["Exploration", "ResumeError", "Summary"]
 

@@ -17,8 +17,8 @@ from tqdm import tqdm
 from engine.offline.exploration import Exploration, Summary
 from engine.offline.fronts import publish
 from engine.offline.trials import evaluate
-from engine.spec.config import ExperimentSpec
-from engine.store.events import EventStore
+from engine.spec import ExperimentSpec
+from engine.store import EventStore
 
 __all__ = ["Runner", "default_out_dir", "explore", "run_local"]
 

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from engine.offline.pareto import front, hypervolume, metric_column
-from engine.spec.config import ExperimentSpec
-from engine.store.events import EventStore
+from engine.spec import ExperimentSpec
+from engine.store import EventStore
 
 __all__ = ["UnknownRun", "front_report", "publish"]
 

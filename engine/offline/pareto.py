@@ -13,7 +13,7 @@ import moocore
 import numpy as np
 import pandas as pd
 
-from engine.spec.config import MetricSpec
+from engine.spec import MetricSpec
 
 __all__ = [
     "HypervolumeTracker",

@@ -19,7 +19,7 @@ from ray.tune.search import Searcher
 
 from engine.offline import Exploration, TrialResult, evaluate
 from engine.ray.runtime import ensure_ray
-from engine.spec.config import ObjectiveSpec
+from engine.spec import ObjectiveSpec
 
 _RESULT_KEY = "frontier_result"
 _objectives: dict[str, Any] = {}

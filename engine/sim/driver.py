@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from engine.online.rewards import Feedback
-from engine.spec.config import ExperimentSpec
+from engine.online import Feedback
+from engine.spec import ExperimentSpec
 
 __all__ = ["OnlineAPI", "SimulatedUser", "SimulationResult", "drive_users", "simulate", "simulated_users"]
 

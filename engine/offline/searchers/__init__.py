@@ -8,8 +8,7 @@ from typing import Any
 from engine.offline.searchers.base import Searcher, Trial
 from engine.offline.searchers.optuna_searchers import OptunaSearcher
 from engine.offline.searchers.pymoo_searchers import PymooNSGA2Searcher
-from engine.spec.config import SEARCHERS, MetricSpec
-from engine.spec.space import Space
+from engine.spec import SEARCHERS, MetricSpec, Space
 
 __all__ = ["SEARCHERS", "OptunaSearcher", "PymooNSGA2Searcher", "Searcher", "Trial", "make_searcher"]
 

@@ -12,8 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.spec.config import MetricSpec
-from engine.spec.space import Space
+from engine.spec import MetricSpec, Space
 
 
 @dataclass(frozen=True)

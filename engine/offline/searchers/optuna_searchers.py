@@ -14,8 +14,7 @@ import optuna
 from optuna.trial import TrialState
 
 from engine.offline.searchers.base import Searcher, Trial
-from engine.spec.config import MetricSpec
-from engine.spec.space import Space
+from engine.spec import MetricSpec, Space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)

@@ -19,8 +19,7 @@ from pymoo.core.termination import NoTermination
 from pymoo.problems.static import StaticProblem
 
 from engine.offline.searchers.base import Searcher, Trial
-from engine.spec.config import MetricSpec
-from engine.spec.space import Space
+from engine.spec import MetricSpec, Space
 
 # A failed trial is the worst feasible-looking point pymoo can rank: finite, far away,
 # and with a large constraint violation so every real trial dominates it.
