@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))  # the proxy and the fresh database come from the 
 from engine.client import SESSION_HEADER  # noqa: E402
 from engine.ports import free_port  # noqa: E402
 from engine.routing import routing_key  # noqa: E402
-from engine.store.events import UNAVAILABLE, EventStore  # noqa: E402
+from engine.store import UNAVAILABLE, EventStore  # noqa: E402
 from tests.integration.conftest import pg_database  # noqa: E402
 from tests.integration.test_store_hang import SilentProxy  # noqa: E402
 
@@ -52,7 +52,7 @@ def quantiles(name: str, seconds: Sequence[float]) -> list[str]:
 
 def unavailable_after(store: EventStore, call: Callable[[], object]) -> float:
     """Seconds until `call` raised one of UNAVAILABLE; anything else is an error."""
-    store._down_until = 0.0  # each repeat measures a call's own wait, not the fail-fast window
+    store.breaker.down_until = 0.0  # each repeat measures a call's own wait, not the fail-fast window
     started = time.monotonic()
     try:
         call()
@@ -91,14 +91,14 @@ def store_cases(proxy: SilentProxy, url: str, direct: str, repeats: int) -> dict
         with silent(proxy):
             took = unavailable_after(store, store.experiment_names)
         cases["store call, silent network"].append(took)
-        store._down_until = 0.0
+        store.breaker.down_until = 0.0
         with locked(direct, "feedback"):
             feedback = functools.partial(
                 store.add_feedback, idempotency_key=f"k{n}", suggestion_id="s", experiment="e", user_id="u"
             )
             took = unavailable_after(store, functools.partial(feedback, rating=4.0))
         cases["store call, locked table"].append(took)
-        store._down_until = 0.0
+        store.breaker.down_until = 0.0
     store.close()
     return cases
 

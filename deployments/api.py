@@ -13,7 +13,7 @@ The engine is not thread-safe, so its routes are coroutines that never await whi
 use it: they run one at a time on the replica's event loop, without a thread hop. A store
 that hangs cannot wedge that loop: every store call gives up after `store_timeout_s`
 (503), and for as long again after such a call the store fails at once (503), so a
-queued request waits for at most one hung call (see `engine.store.events.EventStore`).
+queued request waits for at most one hung call (see `engine.store.bounded`).
 `check_health` probes the store the same way, so Serve replaces a replica whose store
 keeps failing.
 
@@ -55,7 +55,7 @@ from engine.offline.fronts import UnknownRun, front_report
 from engine.online.rewards import Feedback
 from engine.online.service import OnlineEngine, OnlineError
 from engine.spec.config import ExperimentSpec, SpecError, parse_spec
-from engine.store.events import DEFAULT_TIMEOUT_S, UNAVAILABLE, EventStore
+from engine.store import DEFAULT_TIMEOUT_S, UNAVAILABLE, EventStore
 
 __all__ = ["FrontierAPI", "api"]
 

@@ -21,7 +21,7 @@ from ray.serve import Application, Deployment
 
 from deployments.api import FrontierAPI
 from engine.spec.config import load_spec
-from engine.store.events import DEFAULT_TIMEOUT_S, EventStore, default_store_url
+from engine.store import DEFAULT_TIMEOUT_S, EventStore, default_store_url
 
 __all__ = ["AppArgs", "app_builder", "register_experiments"]
 

@@ -12,7 +12,7 @@ import ray
 import requests
 
 from engine.client import FrontierClient, FrontierHTTPError
-from engine.store.events import EventStore, feedback_key
+from engine.store import EventStore, feedback_key
 from tests.integration.conftest import Served
 
 PROGRESS_DEADLINE_S = 120.0  # liveness bound only: recovery takes seconds, this never decides speed

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from engine.online.service import OnlineEngine, Suggestion
 from engine.spec.config import load_spec
-from engine.store.events import SCHEMA_VERSION, EventStore, StoreError
+from engine.store import SCHEMA_VERSION, EventStore, StoreError
 
 
 def suggestion(i: int, user: str = "u1") -> dict:

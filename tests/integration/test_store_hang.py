@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from engine.client import SESSION_HEADER
 from engine.routing import routing_key
-from engine.store.events import UNAVAILABLE, EventStore, StoreUnavailable
+from engine.store import UNAVAILABLE, EventStore, StoreUnavailable
 from tests.integration.conftest import Served, pg_database
 
 TIMEOUT_S = 2.0  # the store timeout under test (the default)
@@ -185,7 +185,7 @@ def test_a_locked_sqlite_file_raises_unavailable_within_the_timeout(tmp_path: Pa
             ),
             "experiment (SQLAlchemy)": lambda: store.add_experiment("e", {"name": "e"}),
         }.items():
-            store._down_until = 0.0  # measure each call's own wait, not the fail-fast window
+            store.breaker.down_until = 0.0  # measure each call's own wait, not the fail-fast window
             took, error = within(10, call)
             assert isinstance(error, UNAVAILABLE) and 0.9 < took < 1.0 + MARGIN_S, (name, error, took)
     finally:

@@ -1,0 +1,102 @@
+"""The store's tables, on their own: every other module of the store builds on them.
+
+Each table is append-only: an event has a global order (`seq`), a unique key (a retried
+write finds it taken) and a write time. `SCHEMA_VERSION` names this layout; a store
+written by an older one is upgraded in place (`engine.store.upgrades`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+__all__ = ["SCHEMA_VERSION", "TABLES", "feedback_key"]
+
+SCHEMA_VERSION = 3  # 2: feedback.implicit; 3: feedback keys scoped to suggestions, trials.run_id
+
+metadata = sa.MetaData()
+
+meta = sa.Table(
+    "frontier_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(256), nullable=False),
+)
+
+
+def _events(name: str, *columns: sa.Column[Any], key: str = "idempotency_key") -> sa.Table:
+    """An append-only table: a global order (`seq`), a unique key, a write time."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+        sa.Column(key, sa.String(256), nullable=False, unique=True),
+        *columns,
+        sa.Column("recorded_at", sa.Float, nullable=False),
+    )
+
+
+experiments = _events(
+    "experiments",
+    sa.Column("spec", sa.JSON, nullable=False),
+    key="name",
+)
+suggestions = _events(
+    "suggestions",
+    sa.Column("experiment", sa.String(64), nullable=False, index=True),
+    sa.Column("user_id", sa.String(256), nullable=False, index=True),
+    sa.Column("context", sa.JSON),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("variant", sa.String(128)),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    key="suggestion_id",
+)
+feedback = _events(
+    "feedback",
+    sa.Column("suggestion_id", sa.String(256), nullable=False, index=True),
+    sa.Column("experiment", sa.String(64), nullable=False, index=True),
+    sa.Column("user_id", sa.String(256), nullable=False, index=True),
+    sa.Column("rating", sa.Float),
+    sa.Column("signal", sa.String(32)),
+    sa.Column("metrics", sa.JSON),
+    sa.Column("implicit", sa.JSON),  # time_to_accept_s, retries (schema version 2)
+)  # idempotency_key: "<suggestion id>/<the client's key>" (`feedback_key`, schema version 3)
+trials = _events(
+    "trials",
+    sa.Column("experiment", sa.String(64), nullable=False, index=True),
+    sa.Column("run_id", sa.String(64)),  # the exploration run (schema version 3; NULL before)
+    sa.Column("trial_id", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("metrics", sa.JSON),
+    sa.Column("error", sa.Text),
+)
+preferences = _events(  # schema version 2; a new table needs no upgrade step
+    "preferences",
+    sa.Column("experiment", sa.String(64), nullable=False, index=True),
+    sa.Column("user_id", sa.String(256), nullable=False, index=True),
+    sa.Column("weights", sa.JSON, nullable=False),
+)
+contexts = _events(  # schema version 3; a new table needs no upgrade step
+    "contexts",
+    sa.Column("experiment", sa.String(64), nullable=False, index=True),
+    sa.Column("label", sa.String(128), nullable=False),
+)  # idempotency_key: "<experiment>/<label>"; admitted in seq order up to the spec's max
+variant_changes = _events(
+    "variant_changes",
+    sa.Column("experiment", sa.String(64), nullable=False, index=True),
+    sa.Column("variant", sa.String(128), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("change", sa.String(32), nullable=False),
+    sa.Column("payload", sa.JSON),
+)
+
+TABLES: dict[str, sa.Table] = {
+    t.name: t for t in (experiments, suggestions, feedback, trials, preferences, contexts, variant_changes)
+}
+
+
+def feedback_key(suggestion_id: str, idempotency_key: str) -> str:
+    """The stored (unique) key: the client's key within its suggestion."""
+    return f"{suggestion_id}/{idempotency_key}"
