@@ -46,7 +46,7 @@ from engine.online.service import OnlineEngine
 from engine.ports import free_port
 from engine.routing import routing_key
 from engine.spec.config import load_spec
-from engine.store.events import EventStore
+from engine.store import EventStore
 
 ROOT = Path(__file__).resolve().parent.parent
 CONCURRENCY = (1, 8, 32)

@@ -19,7 +19,7 @@ from engine.online.service import FeedbackResult, OnlineEngine, Suggestion
 from engine.ray.runtime import ensure_ray
 from engine.routing import routing_key, shard_of
 from engine.spec.config import ExperimentSpec
-from engine.store.events import EventStore
+from engine.store import EventStore
 
 __all__ = ["Shard", "ShardActor", "ShardRouter", "shard_index"]
 

@@ -12,7 +12,7 @@ from engine.online.service import OnlineEngine, UnknownSuggestion
 from engine.ray.shards import ShardRouter, shard_index
 from engine.routing import shard_of
 from engine.spec.config import load_spec
-from engine.store.events import EventStore
+from engine.store import EventStore
 from objectives.users import population
 
 pytestmark = pytest.mark.usefixtures("ray_session")

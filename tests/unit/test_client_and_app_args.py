@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from deployments.app import AppArgs, register_experiments
 from engine.client import FrontierClient, FrontierHTTPError
-from engine.store.events import EventStore
+from engine.store import EventStore
 
 
 class Flaky:

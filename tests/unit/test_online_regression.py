@@ -18,7 +18,7 @@ from typing import Any
 from engine.online.rewards import Feedback
 from engine.online.service import OnlineEngine
 from engine.spec.config import load_spec
-from engine.store.events import EventStore
+from engine.store import EventStore
 from objectives.users import population
 
 FIXTURE = Path(__file__).parent / "data" / "online_regression.json"

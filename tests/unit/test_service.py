@@ -22,7 +22,7 @@ from engine.online.service import (
     UnknownSuggestion,
 )
 from engine.spec.config import ExperimentSpec, load_spec
-from engine.store.events import EventStore
+from engine.store import EventStore
 from objectives.users import population
 
 SPEC = load_spec("configs/genai.yaml")
