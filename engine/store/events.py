@@ -45,6 +45,7 @@ from engine.store.schema import (
     preferences,
     suggestions,
     trials,
+    variant_changes,
 )
 from engine.store.upgrades import check_schema
 
@@ -113,6 +114,10 @@ class EventStore:
 
     def add_preferences(self, **row: Any) -> bool:
         return self._append(preferences, [row]) == 1
+
+    def add_variant_change(self, **row: Any) -> bool:
+        """A variant created, reweighted, promoted or rolled back (the experiments layer's log)."""
+        return self._append(variant_changes, [row]) == 1
 
     def preferences(self, experiment: str, user_id: str) -> dict[str, float] | None:
         """The user's latest preference weights, or None when they set none."""

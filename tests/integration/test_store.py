@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from engine.online.service import OnlineEngine, Suggestion
+from engine.online import OnlineEngine, Suggestion
 from engine.spec.config import load_spec
 from engine.store import SCHEMA_VERSION, EventStore, StoreError
 
@@ -43,6 +43,11 @@ def test_events_round_trip_in_order(store_url: str) -> None:
     (fb,) = store.events("feedback", user_id="u1")
     assert fb["rating"] == 4.0 and fb["metrics"] == {"latency_ms": 850.0}
     assert store.suggestion("nope") is None
+    change = {"experiment": "genai", "variant": "control", "version": 1, "change": "created"}
+    assert store.add_variant_change(idempotency_key="v1", payload={"weight": 1.0}, **change)
+    assert not store.add_variant_change(idempotency_key="v1", payload={"weight": 1.0}, **change)
+    (stored,) = store.events("variant_changes", experiment="genai")
+    assert stored["payload"] == {"weight": 1.0} and stored["change"] == "created"
 
 
 def test_duplicates_are_no_ops_that_say_so(store_url: str) -> None:
