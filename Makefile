@@ -33,7 +33,8 @@ test: lint unit integration
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
-	$(BIN)/python benchmarks/pareto.py
+	$(BIN)/python -m benchmarks.pareto
+	$(BIN)/python -m benchmarks.pareto_timings
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .mypy_cache .ruff_cache
