@@ -15,13 +15,12 @@ in alternating rounds (floor first in even rounds, ours first in odd ones) after
 warm-up round each, and each verdict is the median over rounds of the paired
 difference or ratio; the table pools every round.
 
-    .venv/bin/python benchmarks/serve.py            # writes benchmarks/results/serve.md
+    .venv/bin/python -m benchmarks.serve [--quick] [--pairs 100] [--out benchmarks/results/serve.md]
 """
 
 # No `from __future__ import annotations`: FastAPI resolves the no-op routes' annotations
 # at runtime in the replica, where postponed names cannot be found.
 
-import datetime
 import logging
 import statistics
 import sys
@@ -30,25 +29,21 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, cast
 
-import numpy as np
 import requests
 from fastapi import FastAPI, Request
 from ray import serve
 from ray.serve import Deployment
-from reporting import arguments, command_line, cpu_model, load_text, log, md_row, write_report
 
+from benchmarks.harness import ROOT, Report, arguments, at_least_one, log, md_table, percentile_cells
 from engine.client import SESSION_HEADER
-from engine.online.rewards import Feedback
-from engine.online.service import OnlineEngine
+from engine.online import Feedback, OnlineEngine
 from engine.ports import free_port
 from engine.routing import routing_key
-from engine.spec.config import load_spec
+from engine.spec import load_spec
 from engine.store import EventStore
 
-ROOT = Path(__file__).resolve().parent.parent
 CONCURRENCY = (1, 8, 32)
 ROUNDS = {1: 7, 8: 3, 32: 5}  # alternating floor/ours rounds per concurrency
 REPLICAS = 2  # replicas of both apps
@@ -68,16 +63,10 @@ class Run:
         return self.pairs / self.wall_s
 
     def cells(self) -> list[str]:
-        s, f = np.array(self.suggest_ms), np.array(self.feedback_ms)
-        return [
-            self.target,
-            str(self.concurrency),
-            f"{np.percentile(s, 50):.1f}",
-            f"{np.percentile(s, 99):.1f}",
-            f"{np.percentile(f, 50):.1f}",
-            f"{np.percentile(f, 99):.1f}",
-            f"{self.throughput:.0f}",
-        ]
+        suggest, feedback = (
+            percentile_cells(ms, [50, 99], digits=1) for ms in (self.suggest_ms, self.feedback_ms)
+        )
+        return [self.target, str(self.concurrency), *suggest, *feedback, f"{self.throughput:.0f}"]
 
 
 noop = FastAPI()
@@ -200,45 +189,18 @@ def pooled(rounds: Sequence[Run]) -> Run:
     )
 
 
-def report(
-    baseline: Run,
-    rounds: dict[int, list[tuple[Run, Run]]],
-    started: datetime.datetime,
-    total_s: float,
-    pairs: int,
-) -> str:
+def section(baseline: Run, rounds: dict[int, list[tuple[Run, Run]]]) -> list[str]:
     """`rounds[c]`: (floor, ours) per round at concurrency c."""
-    lines = [
-        "# Serve benchmark",
-        "",
-        f"- date: {started:%Y-%m-%d %H:%M} (local time)",
-        f"- machine: nproc=2, CPU: {cpu_model()}; client threads share the cores with the server",
-        f"- command: `{command_line()}`",
-        f"- each client thread runs {pairs} suggest+feedback pairs per round at concurrency 1 "
-        "(fewer at 8 and 32: same total per round), after one warm-up pair; rounds per "
-        f"concurrency: {', '.join(f'{c}: {n}' for c, n in ROUNDS.items())}; SQLite store; "
-        f"{REPLICAS} replicas for both apps (Frontier's are its state shards)",
-        "",
-        md_row(
-            [
-                "target",
-                "concurrency",
-                "suggest p50 ms",
-                "suggest p99 ms",
-                "feedback p50 ms",
-                "feedback p99 ms",
-                "pairs/s",
-            ]
-        ),
-        md_row(["---"] * 7),
-        md_row(baseline.cells()),
-    ]
+    head = ["target", "concurrency", "suggest p50 ms", "suggest p99 ms", "feedback p50 ms", "feedback p99 ms"]
+    rows = [baseline.cells()]
     for paired in rounds.values():
-        lines += [md_row(pooled([r[i] for r in paired]).cells()) for i in (0, 1)]
+        rows += [pooled([r[i] for r in paired]).cells() for i in (0, 1)]
     gaps = [statistics.median(o.suggest_ms) - statistics.median(f.suggest_ms) for f, o in rounds[1]]
     ratios = [o.throughput / f.throughput for f, o in rounds[32]]
     gap, ratio = statistics.median(gaps), statistics.median(ratios)
-    lines += [
+    return [
+        "",
+        *md_table([*head, "pairs/s"], rows),
         "",
         f"**Suggest p50 at concurrency 1: {gap:+.1f} ms over the floor** (median of the rounds' "
         f"differences: {', '.join(f'{g:+.1f}' for g in gaps)}; "
@@ -247,18 +209,23 @@ def report(
         f"**Throughput at concurrency 32: {ratio:.0%} of the floor's** (median of the rounds' "
         f"ratios: {', '.join(f'{r:.0%}' for r in ratios)}; "
         f"{'meets' if ratio >= 0.7 else 'misses'} the ≥ 70% target).",
-        "",
-        f"Total runtime: {total_s / 60:.1f} min; load average at the end: {load_text()}.",
     ]
-    return "\n".join(lines) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = arguments(__doc__)
-    parser.add_argument("--pairs", type=int, default=100, help="pairs per client thread and round")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "serve.md")
+    parser = arguments(__doc__, "serve.md")
+    parser.add_argument("--pairs", type=at_least_one, default=100, help="pairs per client thread and round")
+    parser.add_argument("--quick", action="store_true", help="one round per concurrency: a smoke run")
     args = parser.parse_args(argv)
-    started, t0 = datetime.datetime.now(), time.perf_counter()
+    rounds_of = dict.fromkeys(CONCURRENCY, 1) if args.quick else ROUNDS
+    setup = (
+        f"each client thread runs {args.pairs} suggest+feedback pairs per round at concurrency 1 "
+        "(fewer at 8 and 32: same total per round), after one warm-up pair; rounds per "
+        f"concurrency: {', '.join(f'{c}: {n}' for c, n in rounds_of.items())}; SQLite store; "
+        f"{REPLICAS} replicas for both apps (Frontier's are its state shards); the client threads "
+        "share the cores with the server"
+    )
+    report = Report("Serve benchmark", ("ray", "fastapi"), [setup])
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp:
         baseline = in_process(f"sqlite:///{tmp}/inproc.db", args.pairs)
         log(f"in process: suggest p50 {statistics.median(baseline.suggest_ms):.2f} ms")
@@ -269,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rounds: dict[int, list[tuple[Run, Run]]] = {}
         for c in CONCURRENCY:
             pairs = max(10, args.pairs // max(1, c // 4))  # bounded total time at 32 threads
-            for r in range(ROUNDS[c]):
+            for r in range(rounds_of[c]):
                 measured = {}
                 for name, base in apps if r % 2 == 0 else apps[::-1]:
                     measured[name] = drive(name, http_pair(base), c, pairs, f"{name[:4]}-c{c}-r{r}")
@@ -280,8 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{statistics.median(ours.suggest_ms):.1f} ms, "
                     f"{floor.throughput:.0f} / {ours.throughput:.0f} pairs/s (floor / ours)"
                 )
-    text = report(baseline, rounds, started, time.perf_counter() - t0, args.pairs)
-    write_report(text, args.out)
+    report.add(section(baseline, rounds))
+    report.write(args.out)
     return 0
 
 

@@ -9,56 +9,56 @@ repeated, from the call to its answer:
     of each burst); a feedback while the feedback table is locked;
   - how long after the network answers again a suggest is answered 200 again.
 
-    .venv/bin/python benchmarks/store_timeout.py   # writes benchmarks/results/store-timeout.md
+    .venv/bin/python -m benchmarks.store_timeout [--repeats 10] [--out benchmarks/results/store-timeout.md]
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime
 import functools
 import logging
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-import numpy as np
 import requests
 import sqlalchemy as sa
-from reporting import arguments, command_line, cpu_model, log, md_row, notes_section, write_report
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # the proxy and the fresh database come from the tests
+from benchmarks.harness import ROOT, Report, arguments, at_least_one, log, md_table, percentile_cells
+from engine.client import SESSION_HEADER
+from engine.ports import free_port
+from engine.routing import routing_key
+from engine.store import DEFAULT_TIMEOUT_S, UNAVAILABLE, EventStore
+from tests.integration.conftest import pg_database  # the fresh database and the proxy of the tests
+from tests.integration.test_store_hang import SilentProxy
 
-from engine.client import SESSION_HEADER  # noqa: E402
-from engine.ports import free_port  # noqa: E402
-from engine.routing import routing_key  # noqa: E402
-from engine.store import UNAVAILABLE, EventStore  # noqa: E402
-from tests.integration.conftest import pg_database  # noqa: E402
-from tests.integration.test_store_hang import SilentProxy  # noqa: E402
-
-TIMEOUT_S = 2.0  # the default store timeout
+TIMEOUT_S = DEFAULT_TIMEOUT_S
 CLIENT_TIMEOUT_S = 30.0
 BURST = 8  # concurrent clients
 ROW = {"experiment": "e", "user_id": "u", "context": None, "params": {"x": 1}, "variant": None}
 
 
-def quantiles(name: str, seconds: Sequence[float]) -> list[str]:
-    s = np.array(seconds)
-    return [name, str(len(s)), *(f"{np.percentile(s, q):.2f}" for q in (0, 50, 90, 100))]
-
-
-def unavailable_after(store: EventStore, call: Callable[[], object]) -> float:
+def unavailable_after(call: Callable[[], object]) -> float:
     """Seconds until `call` raised one of UNAVAILABLE; anything else is an error."""
-    store.breaker.down_until = 0.0  # each repeat measures a call's own wait, not the fail-fast window
     started = time.monotonic()
     try:
         call()
     except UNAVAILABLE:
         return time.monotonic() - started
     raise RuntimeError("the store call succeeded while the store hung")
+
+
+@contextlib.contextmanager
+def fresh_store(url: str) -> Iterator[EventStore]:
+    """A store whose pooled connection worked a moment ago and that never failed: each case
+    measures a call's own wait, not the fail-fast window that an earlier case opened."""
+    store = EventStore(url, timeout_s=TIMEOUT_S)
+    try:
+        store.experiment_names()
+        yield store
+    finally:
+        store.close()
 
 
 @contextlib.contextmanager
@@ -83,23 +83,19 @@ def silent(proxy: SilentProxy) -> Iterator[None]:
 
 
 def store_cases(proxy: SilentProxy, url: str, direct: str, repeats: int) -> dict[str, list[float]]:
-    store = EventStore(url, timeout_s=TIMEOUT_S)
-    store.add_suggestion(suggestion_id="s", expires_at=time.time() + 3600, **ROW)
+    with fresh_store(url) as store:
+        store.add_suggestion(suggestion_id="s", expires_at=time.time() + 3600, **ROW)
     cases: dict[str, list[float]] = {"store call, silent network": [], "store call, locked table": []}
     for n in range(repeats):
-        store.experiment_names()  # a pooled connection that worked a moment ago
-        with silent(proxy):
-            took = unavailable_after(store, store.experiment_names)
-        cases["store call, silent network"].append(took)
-        store.breaker.down_until = 0.0
-        with locked(direct, "feedback"):
+        with fresh_store(url) as store, silent(proxy):
+            cases["store call, silent network"].append(unavailable_after(store.experiment_names))
+        with fresh_store(url) as store, locked(direct, "feedback"):
             feedback = functools.partial(
                 store.add_feedback, idempotency_key=f"k{n}", suggestion_id="s", experiment="e", user_id="u"
             )
-            took = unavailable_after(store, functools.partial(feedback, rating=4.0))
-        cases["store call, locked table"].append(took)
-        store.breaker.down_until = 0.0
-    store.close()
+            cases["store call, locked table"].append(
+                unavailable_after(functools.partial(feedback, rating=4.0))
+            )
     return cases
 
 
@@ -181,41 +177,29 @@ def http_cases(base: str, proxy: SilentProxy, direct: str, repeats: int) -> dict
     return cases
 
 
-def report(cases: dict[str, list[float]], started: datetime.datetime, total_s: float) -> str:
-    lines = [
-        "# Store timeout benchmark",
-        "",
-        f"- date: {started:%Y-%m-%d %H:%M} (local time)",
-        f"- machine: nproc=2, CPU: {cpu_model()}; the client shares the cores with the server",
-        f"- command: `{command_line()}`",
-        f"- store timeout {TIMEOUT_S:g} s (the default); PostgreSQL behind a TCP proxy that stops "
-        f"forwarding but keeps its sockets open; Serve app with one replica; client timeout "
-        f"{CLIENT_TIMEOUT_S:g} s",
-        "",
-        md_row(["seconds to the answer", "n", "min", "p50", "p90", "max"]),
-        md_row(["---"] * 6),
-        *(md_row(quantiles(name, seconds)) for name, seconds in cases.items()),
-    ]
-    notes = [
-        "a store call gives up at its deadline (the client cuts the connection: TCP still "
-        "acknowledges through the proxy, so no TCP or server-side timeout could end the wait); "
-        "a locked table ends earlier, at PostgreSQL's lock_timeout (90% of the store timeout)",
-        "after a call that waited out the timeout, the replica's store answers 503 at once for "
-        "as long again, so concurrent requests wait for one hung call, not for one each",
-        "answering 200 again takes the rest of that fail-fast window plus a reconnect; the "
-        "slower repeats (about 5 s) are those where a call that started while the network was "
-        "silent (a connect, or the replica's learning after a response) still had to time out, "
-        "which opens one more fail-fast window",
-    ]
-    return "\n".join([*lines, *notes_section(notes, total_s)]) + "\n"
+NOTES = (
+    "a store call gives up at its deadline (the client cuts the connection: TCP still "
+    "acknowledges through the proxy, so no TCP or server-side timeout could end the wait); "
+    "a locked table ends earlier, at PostgreSQL's lock_timeout (90% of the store timeout)",
+    "after a call that waited out the timeout, the replica's store answers 503 at once for "
+    "as long again, so concurrent requests wait for one hung call, not for one each",
+    "answering 200 again takes the rest of that fail-fast window plus a reconnect; the "
+    "slower repeats (about 5 s) are those where a call that started while the network was "
+    "silent (a connect, or the replica's learning after a response) still had to time out, "
+    "which opens one more fail-fast window",
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = arguments(__doc__)
-    parser.add_argument("--repeats", type=int, default=10, help="repeats of every case")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "store-timeout.md")
+    parser = arguments(__doc__, "store-timeout.md")
+    parser.add_argument("--repeats", type=at_least_one, default=10, help="repeats of every case")
     args = parser.parse_args(argv)
-    started, t0 = datetime.datetime.now(), time.perf_counter()
+    setup = (
+        f"store timeout {TIMEOUT_S:g} s (the default); PostgreSQL behind a TCP proxy that stops "
+        f"forwarding but keeps its sockets open; Serve app with one replica; client timeout "
+        f"{CLIENT_TIMEOUT_S:g} s; the client shares the cores with the server"
+    )
+    report = Report("Store timeout benchmark", ("sqlalchemy", "psycopg", "ray"), [setup])
     with pg_database() as direct:
         parsed = sa.engine.make_url(direct)
         proxy = SilentProxy((parsed.host or "127.0.0.1", parsed.port or 5432))
@@ -228,8 +212,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             serve.shutdown()
             proxy.close()
-    text = report(cases, started, time.perf_counter() - t0)
-    write_report(text, args.out)
+    rows = (
+        [name, str(len(seconds)), *percentile_cells(seconds, (0, 50, 90, 100))]
+        for name, seconds in cases.items()
+    )
+    report.add(["", *md_table(["seconds to the answer", "n", "min", "p50", "p90", "max"], rows)])
+    report.write(args.out, NOTES)
     return 0
 
 
