@@ -52,8 +52,7 @@ from deployments.schemas import (
     UserId,
 )
 from engine.offline.fronts import UnknownRun, front_report
-from engine.online.rewards import Feedback
-from engine.online.service import OnlineEngine, OnlineError
+from engine.online import Feedback, OnlineEngine, OnlineError
 from engine.spec.config import ExperimentSpec, SpecError, parse_spec
 from engine.store import DEFAULT_TIMEOUT_S, UNAVAILABLE, EventStore
 

@@ -6,8 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.online.rewards import Feedback
-from engine.online.service import MAX_ID
+from engine.online import MAX_ID, Feedback
 from engine.spec.config import MAX_CONTEXT_FEATURES, MAX_CONTEXT_LABEL
 
 __all__ = [

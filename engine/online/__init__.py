@@ -3,20 +3,22 @@ model that learns from them (global, context and user levels: docs/online-model.
 
 from engine.online.contexts import ContextClusters
 from engine.online.model import OnlineModel, PopulationModel, Priors, Rater, UserHistory
-from engine.online.rewards import SIGNAL_REWARD, Feedback, Signal, quality_reward, terms, utility
-from engine.online.service import (
+from engine.online.protocol import (
+    MAX_ID,
     ConflictingFeedback,
     ExpiredSuggestion,
     FeedbackResult,
     InvalidRequest,
-    OnlineEngine,
     OnlineError,
     Suggestion,
     UnknownExperiment,
     UnknownSuggestion,
 )
+from engine.online.rewards import SIGNAL_REWARD, Feedback, Signal, quality_reward, terms, utility
+from engine.online.service import OnlineEngine
 
 __all__ = [
+    "MAX_ID",
     "SIGNAL_REWARD",
     "ConflictingFeedback",
     "ContextClusters",

@@ -14,8 +14,7 @@ from typing import Any
 
 import ray
 
-from engine.online.rewards import Feedback
-from engine.online.service import FeedbackResult, OnlineEngine, Suggestion
+from engine.online import Feedback, FeedbackResult, OnlineEngine, Suggestion
 from engine.ray.runtime import ensure_ray
 from engine.routing import routing_key, shard_of
 from engine.spec.config import ExperimentSpec

@@ -7,8 +7,7 @@ from typing import Any
 import pytest
 import ray
 
-from engine.online.rewards import Feedback
-from engine.online.service import OnlineEngine, UnknownSuggestion
+from engine.online import Feedback, OnlineEngine, UnknownSuggestion
 from engine.ray.shards import ShardRouter, shard_index
 from engine.routing import shard_of
 from engine.spec.config import load_spec

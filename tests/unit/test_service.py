@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from engine.online.contexts import ContextClusters
-from engine.online.rewards import Feedback
-from engine.online.service import (
+from engine.online import (
     ConflictingFeedback,
+    ContextClusters,
     ExpiredSuggestion,
+    Feedback,
     FeedbackResult,
     InvalidRequest,
     OnlineEngine,
@@ -272,7 +272,10 @@ def test_random_labels_do_not_grow_memory_without_bound(tmp_path: Path) -> None:
         engine.feedback(s.suggestion_id, Feedback(rating=int(rng.integers(1, 6))), learn=i % 100 == 0)
     engine.sync()
     exp = engine._experiments["genai"]
-    assert len(exp.admitted) == SPEC.contexts.max and len(exp.model.contexts) <= engine.max_context_models
+    assert (
+        len(exp.contexts.admitted) == SPEC.contexts.max
+        and len(exp.model.contexts) <= engine.max_context_models
+    )
     assert rss_mb() - before < 200
 
 

@@ -1,0 +1,140 @@
+"""What an engine holds in memory of an experiment and its users: caches of the store.
+
+Every piece is rebuilt by replaying the store, so dropping it (the least recently used
+users beyond `max_users`, context models beyond `max_context_models`) or losing the
+process loses nothing acknowledged. The model itself: docs/online-model.md.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine.online.admission import ContextAdmission
+from engine.online.model import OnlineModel, Rater, UserHistory
+from engine.online.protocol import context_label, stored_reward
+from engine.spec.config import ExperimentSpec
+from engine.store.events import EventStore
+
+__all__ = ["Experiment", "State", "User"]
+
+
+@dataclass(frozen=True)
+class State:
+    """What a user's next suggestion in one context depends on, besides random draws."""
+
+    weights: np.ndarray  # the context model's, replaced (not changed) at each refit
+    rated: int  # the rater's ratings so far (their calibration)
+    seen: int  # the user's ratings in this context
+    pending: tuple[str, ...]  # their open suggestions in this context
+
+    def holds(self, now: State) -> bool:
+        same = (self.rated, self.seen, self.pending) == (now.rated, now.seen, now.pending)
+        return same and self.weights is now.weights
+
+
+@dataclass
+class User:
+    """What memory holds of one user: their histories per context and open suggestions."""
+
+    histories: dict[str, UserHistory] = field(default_factory=dict)
+    pending: dict[str, tuple[str, dict[str, Any], float]] = field(default_factory=dict)
+    weights: dict[str, float] | None = None  # the user's own preference weights, if set
+    # per context, their next params computed ahead of their next suggest, and the state
+    # they were computed in (served only while it holds)
+    ahead: dict[str, tuple[State, dict[str, Any]]] = field(default_factory=dict)
+
+    def history(self, context: str | None) -> UserHistory:
+        return self.histories.setdefault(context or "", UserHistory())
+
+
+@dataclass
+class Experiment:
+    """One experiment in memory: its models, its users (LRU) and how far it read the store."""
+
+    store: EventStore
+    spec: ExperimentSpec
+    model: OnlineModel
+    rng: np.random.Generator
+    contexts: ContextAdmission
+    max_users: int
+    raters: dict[str, Rater] = field(default_factory=dict)
+    users: OrderedDict[str, User] = field(default_factory=OrderedDict)  # least recently used first
+    # the last seq read of each table: the store makes rows visible in seq order, so
+    # every row up to it has been read, and every row after it is still to come
+    feedback_seq: int = 0  # applied to the models
+    preferences_seq: int = 0  # their users' caches dropped
+    peers_synced_at: float = -np.inf
+    unlearnt: bool = False  # this engine stored feedback that no sync has read yet
+    # per context: the feedback seqs its model learnt and the calibrated rewards it took
+    # (16 bytes a rating), so a context model dropped from memory is rebuilt exactly
+    learnt: dict[str, tuple[array, array]] = field(default_factory=dict)
+
+    @classmethod
+    def create(
+        cls, store: EventStore, spec: ExperimentSpec, *, seed: int, max_users: int, max_context_models: int
+    ) -> Experiment:
+        """An experiment with nothing read yet; `seed` is the engine's (the spec has its own)."""
+        model = OnlineModel(spec.search_space(), seed=spec.seed, max_contexts=max_context_models)
+        rng = np.random.default_rng([spec.seed, seed])
+        return cls(store, spec, model, rng, ContextAdmission(store, spec), max_users)
+
+    def user(self, user_id: str, now: float) -> User:
+        """The user's state from memory, or rebuilt from the store (and cached, LRU)."""
+        user = self.users.get(user_id)
+        if user is not None:
+            self.users.move_to_end(user_id)
+            return user
+        user = User(weights=self.store.preferences(self.spec.name, user_id))
+        for row in self.store.feedback_since(self.spec.name, 0, user_id=user_id):
+            if row["seq"] > self.feedback_seq:
+                break  # the population has not seen it yet: the next sync applies it
+            try:
+                reward = stored_reward(self.spec, row, user.weights)
+                if reward is not None:
+                    self.model.remember(user.history(context_label(row["context"])), row["params"], reward)
+            except (ValueError, KeyError, TypeError):
+                continue  # logged when the population skipped it
+        for s in self.store.open_suggestions(self.spec.name, user_id, now):
+            label = context_label(s["context"]) or ""
+            user.pending[s["suggestion_id"]] = (label, s["params"], s["expires_at"])
+        self.users[user_id] = user
+        while len(self.users) > self.max_users:
+            self.users.popitem(last=False)
+        return user
+
+    def hold_context_model(self, context: str | None) -> None:
+        """Rebuild the context's model from the store if memory dropped it (LRU)."""
+        if not self.model.evicted(context):
+            return
+        seqs, values = self.learnt[context or ""]
+        calibrated = dict(zip(seqs, values, strict=True))
+        params = {
+            row["seq"]: row["params"]
+            for row in self.store.feedback_since(self.spec.name, seqs[0] - 1)
+            if row["seq"] in calibrated
+        }
+        self.model.rebuild(context, [(params[seq], calibrated[seq]) for seq in seqs])
+
+    def next_params(
+        self,
+        user_id: str,
+        user: User,
+        context: str | None,
+        now: float,
+        ahead: tuple[State, dict[str, Any]] | None = None,
+    ) -> tuple[State, dict[str, Any]]:
+        """The user's next params here, from `ahead` when they were computed in this state."""
+        rater = self.raters.get(user_id, Rater())
+        label = context or ""
+        open_ = {sid: p for sid, (c, p, expires) in user.pending.items() if c == label and expires > now}
+        history = user.history(context)
+        self.hold_context_model(context)
+        state = State(self.model.context(context).weights(), rater.count, len(history), tuple(open_))
+        if ahead is not None and ahead[0].holds(state):
+            return ahead
+        return state, self.model.suggest(rater, history, context, self.rng, list(open_.values()))
