@@ -170,7 +170,7 @@ class FrontierClient:
 
 
 class HttpSuggestion(SimpleNamespace):
-    """A suggestion's fields as attributes, like engine.online.service.Suggestion."""
+    """A suggestion's fields as attributes, like engine.online.Suggestion."""
 
     suggestion_id: str
     params: dict[str, Any]
