@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from engine.online.model import OnlineModel, PopulationModel, Priors, Rater, UserHistory
+from engine.online import OnlineModel, PopulationModel, Priors, Rater, UserHistory
 from engine.online.rewards import Feedback, judged_metric, metric_score, quality_reward, utility
 from engine.spec.config import MetricSpec, _SpaceModel
 from engine.spec.space import Space

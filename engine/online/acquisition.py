@@ -1,0 +1,60 @@
+"""Where the model looks and what it picks: candidate points and the choice rule.
+
+See docs/online-model.md, 'What explores'.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import qmc
+
+from engine.online.features import RandomFourierFeatures
+from engine.online.user_gp import UserHistory, lifted
+
+__all__ = ["Candidates"]
+
+LOCAL_TOP = 3  # the user's best-rated points refined around
+LOCAL_PER_POINT = 16  # local points per best-rated one
+LOCAL_STD = 0.05  # their spread, in the unit cube
+
+
+class Candidates:
+    """A fixed quasi-random set (every Sobol point in every arm, arms innermost), plus
+    points around the user's best-rated ones; and the choice among them.
+
+    The fixed set's cosines and lifted rows are computed once, so a request pays only for
+    its user's own points.
+    """
+
+    def __init__(
+        self, dim: int, n_arms: int, count: int, seed: int, features: RandomFourierFeatures, g: float
+    ) -> None:
+        sobol = qmc.Sobol(max(dim, 1), seed=seed).random(count)[:, :dim]
+        self.dim = dim
+        self.x = np.repeat(sobol, n_arms, axis=0)
+        self.arms = np.tile(np.arange(n_arms), len(sobol))
+        self.arm_ids = np.arange(n_arms)[:, None]
+        self.cosines = features.cosines(sobol)
+        self.left = lifted(sobol, g)[0]
+
+    def fixed_mean(self, per_arm: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """A mean folded per arm (`RandomFourierFeatures.per_arm`) at the fixed set."""
+        return (self.cosines @ per_arm + offsets).ravel()
+
+    def local(self, history: UserHistory, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Gaussian perturbations of the user's best-rated points, in their arms (none
+        before a rating or without continuous parameters)."""
+        if not len(history) or not self.dim:
+            return self.x[:0], self.arms[:0]
+        top = np.repeat(np.argsort(history.rewards)[-LOCAL_TOP:], LOCAL_PER_POINT)
+        noise = rng.normal(0, LOCAL_STD, (len(top), history.x.shape[1]))
+        return np.clip(history.x[top] + noise, 0, 1), history.arms[top]
+
+    def choose(
+        self, arms: np.ndarray, mean: np.ndarray, std: np.ndarray, rng: np.random.Generator, beta: float
+    ) -> int:
+        """UCB within each arm, Thompson sampling between arms: the index of the pick."""
+        ucb = mean + beta * std
+        best = np.where(arms == self.arm_ids, ucb, -np.inf).argmax(1)  # each arm's first best
+        draws = [rng.normal(mean[i], std[i]) for i in best]
+        return int(best[draws.index(max(draws))])  # the first arm with the best draw
