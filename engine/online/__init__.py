@@ -2,7 +2,8 @@
 model that learns from them (global, context and user levels: docs/online-model.md)."""
 
 from engine.online.contexts import ContextClusters
-from engine.online.model import OnlineModel, PopulationModel, Priors, Rater, UserHistory
+from engine.online.model import OnlineModel
+from engine.online.priors import Priors
 from engine.online.protocol import (
     MAX_ID,
     ConflictingFeedback,
@@ -14,8 +15,11 @@ from engine.online.protocol import (
     UnknownExperiment,
     UnknownSuggestion,
 )
+from engine.online.rater import Rater
+from engine.online.regression import PopulationModel
 from engine.online.rewards import SIGNAL_REWARD, Feedback, Signal, quality_reward, terms, utility
 from engine.online.service import OnlineEngine
+from engine.online.user_gp import UserHistory
 
 __all__ = [
     "MAX_ID",
