@@ -53,7 +53,7 @@ from deployments.schemas import (
 )
 from engine.offline.fronts import UnknownRun, front_report
 from engine.online import Feedback, OnlineEngine, OnlineError
-from engine.spec.config import ExperimentSpec, SpecError, parse_spec
+from engine.spec import ExperimentSpec, SpecError, parse_spec
 from engine.store import DEFAULT_TIMEOUT_S, UNAVAILABLE, EventStore
 
 __all__ = ["FrontierAPI", "api"]

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ray.serve import Application, Deployment
 
 from deployments.api import FrontierAPI
-from engine.spec.config import load_spec
+from engine.spec import load_spec
 from engine.store import DEFAULT_TIMEOUT_S, EventStore, default_store_url
 
 __all__ = ["AppArgs", "app_builder", "register_experiments"]

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.online import MAX_ID, Feedback
-from engine.spec.config import MAX_CONTEXT_FEATURES, MAX_CONTEXT_LABEL
+from engine.spec import MAX_CONTEXT_FEATURES, MAX_CONTEXT_LABEL
 
 __all__ = [
     "ContextFeatures",

@@ -17,8 +17,8 @@ import numpy as np
 
 from engine.online.contexts import ContextClusters
 from engine.online.protocol import InvalidRequest
-from engine.spec.config import ExperimentSpec
-from engine.store.events import EventStore
+from engine.spec import ExperimentSpec
+from engine.store import EventStore
 
 __all__ = ["ContextAdmission"]
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.spec.space import CategoricalParam, FloatParam, IntParam, Space
+from engine.spec import CategoricalParam, FloatParam, IntParam, Space
 
 __all__ = ["Encoding"]
 

@@ -14,8 +14,8 @@ import time
 from array import array
 from typing import Any
 
-from engine.online.model import Rater
 from engine.online.protocol import context_label, stored_reward
+from engine.online.rater import Rater
 from engine.online.rewards import Feedback, terms, utility
 from engine.online.state import Experiment
 

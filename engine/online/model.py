@@ -23,10 +23,10 @@ from engine.online.priors import Priors
 from engine.online.rater import Rater
 from engine.online.regression import PopulationModel
 from engine.online.user_gp import UserHistory, UserKernel
-from engine.spec.space import Space
+from engine.spec import Space
 
 # Rater and UserHistory are the per-user state its methods take
-__all__ = ["OnlineModel", "Rater", "UserHistory"]
+__all__ = ["OnlineModel"]
 
 
 class OnlineModel:

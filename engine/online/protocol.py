@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from engine.online.rewards import Feedback, utility
-from engine.spec.config import ExperimentSpec
+from engine.spec import ExperimentSpec
 
 __all__ = [
     "MAX_ID",

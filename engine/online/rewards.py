@@ -35,7 +35,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from engine.spec.config import MetricSpec
+from engine.spec import MetricSpec
 
 __all__ = [
     "SIGNAL_REWARD",

@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from engine.online.learning import catch_up, why_not_learnt
-from engine.online.model import Rater
 from engine.online.protocol import (
     ConflictingFeedback,
     ExpiredSuggestion,
@@ -33,11 +32,12 @@ from engine.online.protocol import (
     content_key,
     stored_feedback,
 )
+from engine.online.rater import Rater
 from engine.online.rewards import Feedback
 from engine.online.state import Experiment
 from engine.routing import routing_key
-from engine.spec.config import MAX_CONTEXT_LABEL, ExperimentSpec
-from engine.store.events import EventStore
+from engine.spec import MAX_CONTEXT_LABEL, ExperimentSpec
+from engine.store import EventStore
 
 __all__ = ["OnlineEngine"]
 

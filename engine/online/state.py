@@ -15,10 +15,12 @@ from typing import Any
 import numpy as np
 
 from engine.online.admission import ContextAdmission
-from engine.online.model import OnlineModel, Rater, UserHistory
+from engine.online.model import OnlineModel
 from engine.online.protocol import context_label, stored_reward
-from engine.spec.config import ExperimentSpec
-from engine.store.events import EventStore
+from engine.online.rater import Rater
+from engine.online.user_gp import UserHistory
+from engine.spec import ExperimentSpec
+from engine.store import EventStore
 
 __all__ = ["Experiment", "State", "User"]
 

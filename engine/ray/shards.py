@@ -17,7 +17,7 @@ import ray
 from engine.online import Feedback, FeedbackResult, OnlineEngine, Suggestion
 from engine.ray.runtime import ensure_ray
 from engine.routing import routing_key, shard_of
-from engine.spec.config import ExperimentSpec
+from engine.spec import ExperimentSpec
 from engine.store import EventStore
 
 __all__ = ["Shard", "ShardActor", "ShardRouter", "shard_index"]

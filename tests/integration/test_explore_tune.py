@@ -13,7 +13,7 @@ import yaml
 
 from engine.offline.explore import explore, run_local
 from engine.ray import run_on_tune
-from engine.spec.config import parse_spec
+from engine.spec import parse_spec
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 SAMPLES = Path(os.path.dirname(skimage.data.__file__))

@@ -15,7 +15,7 @@ from engine.client import SESSION_HEADER
 from engine.offline.explore import explore, run_local
 from engine.offline.fronts import publish
 from engine.routing import routing_key
-from engine.spec.config import load_spec, parse_spec
+from engine.spec import load_spec, parse_spec
 from engine.store import EventStore
 from objectives.users import SPACE
 from tests.integration.conftest import ADMIN_TOKEN, Served, drop_database, pg_database

@@ -10,7 +10,7 @@ import ray
 from engine.online import Feedback, OnlineEngine, UnknownSuggestion
 from engine.ray.shards import ShardRouter, shard_index
 from engine.routing import shard_of
-from engine.spec.config import load_spec
+from engine.spec import load_spec
 from engine.store import EventStore
 from objectives.users import population
 

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from engine.online import OnlineEngine, Suggestion
-from engine.spec.config import load_spec
+from engine.spec import load_spec
 from engine.store import SCHEMA_VERSION, EventStore, StoreError
 
 

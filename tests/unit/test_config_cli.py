@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from engine.cli import main
-from engine.spec.config import SpecError, load_spec
+from engine.spec import SpecError, load_spec
 
 # serve.yaml is in Ray Serve's own format (tests/unit/test_client_and_app_args.py checks it)
 CONFIGS = sorted(p for p in Path("configs").glob("*.yaml") if p.name != "serve.yaml")

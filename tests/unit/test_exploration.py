@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from engine.offline import Exploration, ResumeError, TrialResult
-from engine.spec.config import parse_spec
+from engine.spec import parse_spec
 
 
 def spec(searcher: str = "tpe", trials: int = 12) -> Any:

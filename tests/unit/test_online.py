@@ -8,11 +8,10 @@ from pydantic import ValidationError
 
 from engine.online import OnlineModel, PopulationModel, Priors, Rater, UserHistory
 from engine.online.rewards import Feedback, judged_metric, metric_score, quality_reward, utility
-from engine.spec.config import MetricSpec, _SpaceModel
-from engine.spec.space import Space
-from objectives.users import SPACE, population
+from engine.spec import MetricSpec, load_spec
+from objectives.users import population
 
-GENAI = Space(_SpaceModel.model_validate({"params": SPACE}).params)
+GENAI = load_spec("configs/genai.yaml").search_space()
 CONTEXT = "portrait"
 
 

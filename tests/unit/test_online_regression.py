@@ -17,7 +17,7 @@ from typing import Any
 
 from engine.online.rewards import Feedback
 from engine.online.service import OnlineEngine
-from engine.spec.config import load_spec
+from engine.spec import load_spec
 from engine.store import EventStore
 from objectives.users import population
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from engine.offline.pareto import front, hypervolume, hypervolume_history, knee, select_by_weights
-from engine.spec.config import MetricSpec
+from engine.spec import MetricSpec
 
 QUALITY = MetricSpec.model_validate(
     {"name": "quality", "direction": "max", "reference": 0.0, "constraint": ">= 0.5"}

@@ -8,8 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from engine.offline.searchers import SEARCHERS, Searcher, make_searcher
-from engine.spec.config import MetricSpec
-from engine.spec.space import CategoricalParam, FixedParam, FloatParam, IntParam, Space
+from engine.spec import CategoricalParam, FixedParam, FloatParam, IntParam, MetricSpec, Space
 
 SPACE = Space(
     {

@@ -21,7 +21,7 @@ from engine.online import (
     UnknownExperiment,
     UnknownSuggestion,
 )
-from engine.spec.config import ExperimentSpec, load_spec
+from engine.spec import ExperimentSpec, load_spec
 from engine.store import EventStore
 from objectives.users import population
 
