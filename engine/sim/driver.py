@@ -48,6 +48,7 @@ def simulate(
 
     if users < 1 or rounds < 1:
         raise ValueError(f"--users {users} and --rounds {rounds} must both be at least 1")
+    people = simulated_users(spec, users)  # before Ray starts: a spec without users fails at once
     out_dir.mkdir(parents=True, exist_ok=True)
     if store_url is None:
         db = out_dir / "online.db"
@@ -56,7 +57,6 @@ def simulate(
         store_url = f"sqlite:///{db}"
     router = ShardRouter(store_url, shards=shards)
     router.register(spec)
-    people = simulated_users(spec, users)
     table, to_target = drive_users(router, spec.name, people, rounds, context, progress)
     table.to_parquet(out_dir / "simulation.parquet", index=False)
     for name in ("suggestions", "feedback"):
