@@ -37,4 +37,4 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.pareto_timings
 
 clean:
-	rm -rf $(VENV) results .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
+	rm -rf $(VENV) results .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache

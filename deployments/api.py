@@ -51,7 +51,7 @@ from deployments.schemas import (
     SuggestRequest,
     UserId,
 )
-from engine.offline.fronts import UnknownRun, front_report
+from engine.offline import UnknownRun, front_report
 from engine.online import Feedback, OnlineEngine, OnlineError
 from engine.spec import ExperimentSpec, SpecError, parse_spec
 from engine.store import DEFAULT_TIMEOUT_S, UNAVAILABLE, EventStore

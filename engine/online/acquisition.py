@@ -5,6 +5,8 @@ See docs/online-model.md, 'What explores'.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from scipy.stats import qmc
 
@@ -51,10 +53,20 @@ class Candidates:
         return np.clip(history.x[top] + noise, 0, 1), history.arms[top]
 
     def choose(
-        self, arms: np.ndarray, mean: np.ndarray, std: np.ndarray, rng: np.random.Generator, beta: float
+        self,
+        arms: np.ndarray,
+        mean: np.ndarray,
+        std: np.ndarray,
+        rng: np.random.Generator,
+        beta: float,
+        excluded: Sequence[int] = (),
     ) -> int:
-        """UCB within each arm, Thompson sampling between arms: the index of the pick."""
+        """UCB within each arm, Thompson sampling between arms: the index of the pick, never
+        one of `excluded` (an arm with every candidate excluded takes no part)."""
         ucb = mean + beta * std
+        ucb[list(excluded)] = -np.inf
         best = np.where(arms == self.arm_ids, ucb, -np.inf).argmax(1)  # each arm's first best
+        if excluded:
+            best = best[np.isfinite(ucb[best])]
         draws = [rng.normal(mean[i], std[i]) for i in best]
         return int(best[draws.index(max(draws))])  # the first arm with the best draw

@@ -8,6 +8,7 @@ the stored contexts rebuilds the same clusters. A cluster is named after the poi
 opened it (a hash of its features), so replicas that each open a cluster before they
 have read the other's never give one name to two different clusters. Our own code:
 scikit-learn's online k-means (MiniBatchKMeans) needs the number of clusters up front.
+Where contexts sit in the online model: docs/online-model.md, "Levels".
 """
 
 from __future__ import annotations

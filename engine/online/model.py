@@ -25,7 +25,6 @@ from engine.online.regression import PopulationModel
 from engine.online.user_gp import UserHistory, UserKernel
 from engine.spec import Space
 
-# Rater and UserHistory are the per-user state its methods take
 __all__ = ["OnlineModel"]
 
 
@@ -209,10 +208,17 @@ class OnlineModel:
         pending: Sequence[Mapping[str, Any]] = (),
         beta: float = 1.0,
     ) -> dict[str, Any]:
-        """UCB within each arm, Thompson sampling between arms."""
+        """UCB within each arm, Thompson sampling between arms; never the settings of one of
+        the user's pending suggestions (their fantasies lower the mean there, but a peaked
+        population mean can still win: a repeat is then skipped for the next best)."""
         x, arms, mean, std = self._scored(rater, history, context, rng, pending)
-        choice = self.candidates.choose(arms, mean, std, rng, beta)
-        return self.encoding.decode(x[choice], int(arms[choice]))
+        excluded: list[int] = []
+        while True:
+            choice = self.candidates.choose(arms, mean, std, rng, beta, excluded)
+            params = self.encoding.decode(x[choice], int(arms[choice]))
+            if params not in pending or len(excluded) + 1 >= len(arms):
+                return params
+            excluded.append(choice)
 
     def recommend(
         self, rater: Rater, history: UserHistory, context: str | None

@@ -25,7 +25,12 @@ def _epoch(count: int) -> int:
 
 
 class PopulationModel:
-    """Bayesian linear regression whose prior mean is a parent model's weights.
+    """Bayesian linear regression of calibrated rewards on a point's features (the global
+    and context levels of docs/online-model.md).
+
+    Weights ~ N(the parent's weights, weight_scale^2 I) (N(0, ...) for the global model),
+    rewards = features . weights + N(0, population_noise^2); only the posterior mean of
+    the weights is used.
 
     Weights are refitted when the data has grown by a tenth (every point while small),
     and children with their parent: at moments fixed by the data alone, so replaying the

@@ -1,6 +1,8 @@
-"""Turning what users tell us into one reward, and each rater onto a common scale.
+"""Turning what users tell us into one reward in [-1, 1]: the unit every level of the
+online model learns in (docs/online-model.md, "Rewards and calibration"; the rater's
+calibration onto the population's scale is `engine/online/rater.py`).
 
-The mapping (documented in the README):
+The mapping:
 
 | feedback | reward |
 |---|---|

@@ -253,7 +253,7 @@ class OnlineEngine:
         rater = exp.raters.get(user_id, Rater())
         contexts = {}
         for name, history in user.histories.items():
-            exp.hold_context_model(name or None)
+            exp.ensure_context_model(name or None)
             params, mean, std = exp.model.recommend(rater, history, name or None)
             contexts[name or "default"] = {
                 "samples": len(history),

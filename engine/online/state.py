@@ -22,11 +22,11 @@ from engine.online.user_gp import UserHistory
 from engine.spec import ExperimentSpec
 from engine.store import EventStore
 
-__all__ = ["Experiment", "State", "User"]
+__all__ = ["Experiment", "SuggestionInputs", "User"]
 
 
 @dataclass(frozen=True)
-class State:
+class SuggestionInputs:
     """What a user's next suggestion in one context depends on, besides random draws."""
 
     weights: np.ndarray  # the context model's, replaced (not changed) at each refit
@@ -34,7 +34,7 @@ class State:
     seen: int  # the user's ratings in this context
     pending: tuple[str, ...]  # their open suggestions in this context
 
-    def holds(self, now: State) -> bool:
+    def holds(self, now: SuggestionInputs) -> bool:
         same = (self.rated, self.seen, self.pending) == (now.rated, now.seen, now.pending)
         return same and self.weights is now.weights
 
@@ -48,7 +48,7 @@ class User:
     weights: dict[str, float] | None = None  # the user's own preference weights, if set
     # per context, their next params computed ahead of their next suggest, and the state
     # they were computed in (served only while it holds)
-    ahead: dict[str, tuple[State, dict[str, Any]]] = field(default_factory=dict)
+    ahead: dict[str, tuple[SuggestionInputs, dict[str, Any]]] = field(default_factory=dict)
 
     def history(self, context: str | None) -> UserHistory:
         return self.histories.setdefault(context or "", UserHistory())
@@ -109,7 +109,7 @@ class Experiment:
             self.users.popitem(last=False)
         return user
 
-    def hold_context_model(self, context: str | None) -> None:
+    def ensure_context_model(self, context: str | None) -> None:
         """Rebuild the context's model from the store if memory dropped it (LRU)."""
         if not self.model.evicted(context):
             return
@@ -128,15 +128,17 @@ class Experiment:
         user: User,
         context: str | None,
         now: float,
-        ahead: tuple[State, dict[str, Any]] | None = None,
-    ) -> tuple[State, dict[str, Any]]:
+        ahead: tuple[SuggestionInputs, dict[str, Any]] | None = None,
+    ) -> tuple[SuggestionInputs, dict[str, Any]]:
         """The user's next params here, from `ahead` when they were computed in this state."""
         rater = self.raters.get(user_id, Rater())
         label = context or ""
         open_ = {sid: p for sid, (c, p, expires) in user.pending.items() if c == label and expires > now}
         history = user.history(context)
-        self.hold_context_model(context)
-        state = State(self.model.context(context).weights(), rater.count, len(history), tuple(open_))
+        self.ensure_context_model(context)
+        state = SuggestionInputs(
+            self.model.context(context).weights(), rater.count, len(history), tuple(open_)
+        )
         if ahead is not None and ahead[0].holds(state):
             return ahead
         return state, self.model.suggest(rater, history, context, self.rng, list(open_.values()))

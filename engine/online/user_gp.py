@@ -104,18 +104,18 @@ class UserKernel:
         self,
         points: np.ndarray,
         point_arms: np.ndarray,
-        queried: int,
+        n_queried: int,
         residual: np.ndarray,
         pending: Sequence[tuple[np.ndarray, int]],
         fixed_left: np.ndarray | None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Mean shift and std of the user's GP at the first `queried` of `points`, preceded
+        """Mean shift and std of the user's GP at the first `n_queried` of `points`, preceded
         by the fixed candidates' (their lifted rows `fixed_left`) when given.
 
         The rest of `points` are the user's rated ones, oldest first, with their
         `residual`s; `pending` (encoded) are added as fantasies.
         """
-        priors, m, n = self.priors, queried, len(residual)
+        priors, m, n = self.priors, n_queried, len(residual)
         # recency: an older rating is a noisier one, its variance doubling every half_life ratings
         noise = priors.noise**2 * np.exp2(np.arange(n - 1, -1, -1) / priors.half_life)
         if pending:

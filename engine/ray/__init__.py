@@ -1,7 +1,10 @@
-"""The Ray adapters: the only place in the engine that imports Ray."""
+"""The Ray adapters: where the engine's work runs on Ray (Tune trials, state shards).
+
+With `engine.sim` and `engine.cli`, which choose to run there, the only part of the engine
+that imports Ray (an import-linter contract in pyproject.toml)."""
 
 from engine.ray.runtime import ensure_ray
-from engine.ray.shards import Shard, ShardActor, ShardRouter, shard_index
+from engine.ray.shards import Shard, ShardActor, ShardRouter
 from engine.ray.tune_adapter import TuneSearcher, run_on_tune
 
-__all__ = ["Shard", "ShardActor", "ShardRouter", "TuneSearcher", "ensure_ray", "run_on_tune", "shard_index"]
+__all__ = ["Shard", "ShardActor", "ShardRouter", "TuneSearcher", "ensure_ray", "run_on_tune"]

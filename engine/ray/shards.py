@@ -20,11 +20,7 @@ from engine.routing import routing_key, shard_of
 from engine.spec import ExperimentSpec
 from engine.store import EventStore
 
-__all__ = ["Shard", "ShardActor", "ShardRouter", "shard_index"]
-
-
-def shard_index(experiment: str, user_id: str, shards: int) -> int:
-    return shard_of(routing_key(experiment, user_id), shards)
+__all__ = ["Shard", "ShardActor", "ShardRouter"]
 
 
 class Shard:
@@ -81,7 +77,7 @@ class ShardRouter:
         return self.store.add_experiment(spec.name, spec.model_dump(mode="json"))
 
     def _shard(self, experiment: str, user_id: str) -> Any:
-        return self.shards[shard_index(experiment, user_id, len(self.shards))]
+        return self.shards[shard_of(routing_key(experiment, user_id), len(self.shards))]
 
     def suggest(self, experiment: str, user_id: str, context: str | list[float] | None = None) -> Suggestion:
         row = ray.get(self._shard(experiment, user_id).suggest.remote(experiment, user_id, context))

@@ -4,7 +4,7 @@ demo (`make demo`). The users themselves are the spec's objective (`objectives/u
 from engine.sim.driver import (
     TARGET_STARS,
     OnlineAPI,
-    SimulatedUser,
+    SimulatedPerson,
     SimulationResult,
     drive_users,
     simulate,
@@ -14,7 +14,7 @@ from engine.sim.driver import (
 __all__ = [
     "TARGET_STARS",
     "OnlineAPI",
-    "SimulatedUser",
+    "SimulatedPerson",
     "SimulationResult",
     "drive_users",
     "simulate",

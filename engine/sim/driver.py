@@ -21,7 +21,7 @@ from tqdm import tqdm
 from engine.online import Feedback
 from engine.spec import ExperimentSpec
 
-__all__ = ["OnlineAPI", "SimulatedUser", "SimulationResult", "drive_users", "simulate", "simulated_users"]
+__all__ = ["OnlineAPI", "SimulatedPerson", "SimulationResult", "drive_users", "simulate", "simulated_users"]
 
 TARGET_STARS = 4.5
 
@@ -64,7 +64,7 @@ def simulate(
     return SimulationResult(table, to_target, out_dir)
 
 
-class SimulatedUser(Protocol):
+class SimulatedPerson(Protocol):
     """One simulated person: rates settings on their own scale, knows their true taste."""
 
     user_id: str
@@ -74,15 +74,14 @@ class SimulatedUser(Protocol):
     def expected_stars(self, params: dict[str, Any], context: str) -> float: ...
 
 
-def simulated_users(spec: ExperimentSpec, n: int, seed: int | None = None) -> list[SimulatedUser]:
+def simulated_users(spec: ExperimentSpec, n: int, seed: int | None = None) -> list[SimulatedPerson]:
     """`n` users from the spec's objective (its `simulated_users(n, seed)`), seeded by the spec."""
-    objective = spec.objective.build()
-    make = getattr(objective, "simulated_users", None)
-    if make is None:
+    if not hasattr(spec.objective.load_class(), "simulated_users"):  # before building it
         raise ValueError(
             f"objective {spec.objective.ref} has no simulated_users(n, seed): name one that "
             "simulates users (e.g. objectives.users:GenAIUsers) to simulate this experiment"
         )
+    make = spec.objective.build().simulated_users
     return list(make(n, spec.seed if seed is None else seed))
 
 
@@ -99,7 +98,7 @@ class OnlineAPI(Protocol):
 def drive_users(
     online: OnlineAPI,
     experiment: str,
-    people: Sequence[SimulatedUser],
+    people: Sequence[SimulatedPerson],
     rounds: int,
     context: str = "portrait",
     progress: bool = True,

@@ -116,7 +116,8 @@ class EventStore:
         return self._append(preferences, [row]) == 1
 
     def add_variant_change(self, **row: Any) -> bool:
-        """A variant created, reweighted, promoted or rolled back (the experiments layer's log)."""
+        """A variant created, reweighted, promoted or rolled back: the log the planned
+        experiments layer (variants, assignment, promotion) writes."""
         return self._append(variant_changes, [row]) == 1
 
     def preferences(self, experiment: str, user_id: str) -> dict[str, float] | None:

@@ -8,8 +8,8 @@ import pytest
 import ray
 
 from engine.online import Feedback, OnlineEngine, UnknownSuggestion
-from engine.ray.shards import ShardRouter, shard_index
-from engine.routing import shard_of
+from engine.ray import ShardRouter
+from engine.routing import routing_key, shard_of
 from engine.spec import load_spec
 from engine.store import EventStore
 from objectives.users import population
@@ -56,7 +56,7 @@ def test_killed_shard_recovers_exactly_what_the_store_holds(store_url: str) -> N
         assert flat(router.profile("genai", u.user_id)) == pytest.approx(
             flat(rebuilt.profile("genai", u.user_id))
         )
-    assert {shard_index("genai", u.user_id, 2) for u in users} == {0, 1}
+    assert {shard_of(routing_key("genai", u.user_id), 2) for u in users} == {0, 1}
     with pytest.raises(UnknownSuggestion):
         router.feedback("nope", Feedback(rating=3))
 

@@ -68,6 +68,23 @@ def test_pending_suggestions_are_not_repeated() -> None:
     assert first == again and other != first
 
 
+def test_a_pending_suggestion_is_not_repeated_where_the_population_peaks() -> None:
+    """Where everyone loved the same settings, a pending point's fantasy alone does not
+    move a new user's pick (the peak outweighs it); the pick must still not repeat it."""
+    model, rng = OnlineModel(GENAI, seed=0), np.random.default_rng(0)
+    for _ in range(200):
+        loved = model.suggest(Rater(), UserHistory(), CONTEXT, np.random.default_rng(1))
+        rater = Rater()
+        model.learn(rater, CONTEXT, loved, 1.0)
+        model.learn(rater, CONTEXT, GENAI.from_unit(rng.uniform(size=4)), -1.0)
+    state = (Rater(), UserHistory())
+    first = model.suggest(*state, CONTEXT, np.random.default_rng(1))
+    second = model.suggest(*state, CONTEXT, np.random.default_rng(1), pending=[first])
+    assert second != first
+    third = model.suggest(*state, CONTEXT, np.random.default_rng(1), pending=[first, second])
+    assert third not in (first, second)
+
+
 def test_conflicting_ratings_of_the_same_settings_average_not_overwrite() -> None:
     model, rater, history = OnlineModel(GENAI, seed=4), Rater(), UserHistory()
     params = GENAI.from_unit(np.full(4, 0.5))

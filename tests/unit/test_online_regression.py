@@ -2,10 +2,14 @@
 
 A fixed seeded run (users rating, signalling, measuring, changing their preferences, in
 labelled and feature contexts, with few context models held so some are rebuilt, and a
-second engine replaying the same store) is compared with the params recorded in
-`data/online_regression.json`. A refactoring of the online model must leave every one of
-them unchanged, bit for bit; a change to the model itself re-records them
-(`python -m tests.unit.test_online_regression --record`) and says why in its commit.
+second engine replaying the same store) is compared with what is recorded in
+`data/online_regression.json`: the params of its 336 suggestions, and every user's
+profile (recommended settings, expected reward, confidence, calibration) as the engine
+that learnt it online and the replica that replayed it see them. A refactoring of the
+online model must leave all of it unchanged, bit for bit (recorded and compared on the
+same machine: BLAS may round differently elsewhere); a change to the model itself
+re-records it (`python -m tests.unit.test_online_regression --record`) and says why in
+its commit.
 """
 
 from __future__ import annotations
@@ -27,8 +31,8 @@ LABELS = ("portrait", "landscape")
 FEATURES = ([0.2, 0.4, 0.6, 800.0, 600.0], [0.9, 0.1, 0.3, 1024.0, 1024.0])
 
 
-def run(db: Path) -> list[dict[str, Any]]:
-    """Every suggestion's params, in the order they were made."""
+def run(db: Path) -> dict[str, list[Any]]:
+    """Every suggestion's params, in the order they were made, and the users' profiles."""
     spec = load_spec("configs/genai.yaml")
     url = f"sqlite:///{db}"
     engine = OnlineEngine(EventStore(url), lease_s=1e9, grace_s=1e9, seed=3, max_context_models=2)
@@ -59,18 +63,20 @@ def run(db: Path) -> list[dict[str, Any]]:
         if r % 5 == 4:
             engine.sync(ahead=True)
     replica = OnlineEngine(EventStore(url), lease_s=1e9, grace_s=1e9, seed=3, max_context_models=2)
+    profiles = [e.profile(spec.name, u.user_id) for e in (engine, replica) for u in people]
     for u in people:
         for context in (*LABELS, FEATURES[0]):
             out.append(replica.suggest(spec.name, u.user_id, context, now=now + 1).params)
-    return out
+    return {"suggestions": out, "profiles": profiles}
 
 
-def test_suggestions_match_the_recorded_run(tmp_path: Path) -> None:
+def test_suggestions_and_profiles_match_the_recorded_run(tmp_path: Path) -> None:
     recorded = json.loads(FIXTURE.read_text())
-    now = run(tmp_path / "store.db")
-    assert len(now) == len(recorded)
-    changed = [i for i, (a, b) in enumerate(zip(now, recorded, strict=True)) if a != b]
-    assert not changed, f"{len(changed)} of {len(now)} suggestions changed, first at #{changed[0]}"
+    now = json.loads(json.dumps(run(tmp_path / "store.db")))  # as recorded: JSON floats round-trip
+    for part in ("suggestions", "profiles"):
+        assert len(now[part]) == len(recorded[part])
+        changed = [i for i, (a, b) in enumerate(zip(now[part], recorded[part], strict=True)) if a != b]
+        assert not changed, f"{len(changed)} of {len(now[part])} {part} changed, first at #{changed[0]}"
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["--record"]:

@@ -1,5 +1,5 @@
 """The README's in-process Python example works when pasted (the HTTP client's example
-runs against a live Serve app in tests/integration/test_serve.py)."""
+runs against a live Serve app in tests/integration/test_readme_client.py)."""
 
 from __future__ import annotations
 
