@@ -44,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--users", type=int, default=50)
     p.add_argument("--rounds", type=int, default=40)
     p.add_argument("--shards", type=int, default=2)
+    p.add_argument("--population-seed", type=int, help="seed of the simulated users (default: the spec's)")
     p.add_argument("--out", type=Path, help="results folder (default: results/<experiment>-simulation)")
     p.add_argument("--store", help="store URL (default: a fresh SQLite file in --out)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -108,7 +109,7 @@ def _simulate(args: argparse.Namespace) -> int:
     out = args.out or Path("results") / f"{spec.name}-simulation"
     result = simulate(
         spec, args.users, args.rounds, out, store_url=args.store, shards=args.shards,
-        progress=not args.no_progress,
+        progress=not args.no_progress, population_seed=args.population_seed,
     )  # fmt: skip
     to_target = result.ratings_to_target
     never = int((to_target > args.rounds).sum())

@@ -36,6 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("results/demo"))
     parser.add_argument("--users", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument(
+        "--population-seed", type=int, default=0, help="seed of the simulated users (the model's: the spec's)"
+    )
     args = parser.parse_args(argv)
 
     out = args.out.resolve()
@@ -71,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print(f"\n== 3. {args.users} simulated users x {args.rounds} ratings over HTTP", flush=True)
     genai = load_spec(ONLINE_SPEC)
-    people = simulated_users(genai, args.users)
+    people = simulated_users(genai, args.users, args.population_seed)
     table, to_target = drive_users(HttpOnline(client), genai.name, people, args.rounds)
     online = out / "online"
     online.mkdir(exist_ok=True)
@@ -87,7 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("  " + " ".join(f"{v:.2f}" for v in curve.to_numpy()))
     print(
         f"{len(reached)}/{len(people)} users reached {TARGET_STARS} stars within {args.rounds} ratings "
-        f"(median {np.median(to_target):.0f} ratings; {args.rounds + 1} counts a user who did not)"
+        f"(population seed {args.population_seed}, model seed {genai.seed}; "
+        f"median {np.median(to_target):.0f} ratings; {args.rounds + 1} counts a user who did not)"
     )
     print("\nresults:")
     print(f"  offline trials and front: {out / 'vectorize'}/trials.parquet, front.parquet")

@@ -43,12 +43,14 @@ def simulate(
     shards: int = 2,
     context: str = "portrait",
     progress: bool = True,
+    population_seed: int | None = None,
 ) -> SimulationResult:
     from engine.ray.shards import ShardRouter  # Ray starts only when a simulation does
 
     if users < 1 or rounds < 1:
         raise ValueError(f"--users {users} and --rounds {rounds} must both be at least 1")
-    people = simulated_users(spec, users)  # before Ray starts: a spec without users fails at once
+    # before Ray starts: a spec without users fails at once
+    people = simulated_users(spec, users, population_seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     if store_url is None:
         db = out_dir / "online.db"
@@ -68,6 +70,7 @@ class SimulatedPerson(Protocol):
     """One simulated person: rates settings on their own scale, knows their true taste."""
 
     user_id: str
+    arrival: int  # rounds the simulation runs before their first request (staggered arrivals)
 
     def rate(self, params: dict[str, Any], context: str) -> int: ...
 
@@ -75,7 +78,9 @@ class SimulatedPerson(Protocol):
 
 
 def simulated_users(spec: ExperimentSpec, n: int, seed: int | None = None) -> list[SimulatedPerson]:
-    """`n` users from the spec's objective (its `simulated_users(n, seed)`), seeded by the spec."""
+    """`n` users from the spec's objective (its `simulated_users(n, seed)`); `seed` (the
+    population's) defaults to the spec's, which also seeds the model: vary them apart to
+    judge the model on populations it was not tuned to."""
     if not hasattr(spec.objective.load_class(), "simulated_users"):  # before building it
         raise ValueError(
             f"objective {spec.objective.ref} has no simulated_users(n, seed): name one that "
@@ -103,13 +108,19 @@ def drive_users(
     context: str = "portrait",
     progress: bool = True,
 ) -> tuple[pd.DataFrame, pd.Series]:
-    """Rounds of suggest, rate, feedback; returns one row per rating and ratings to target."""
+    """Rounds of suggest, rate, feedback; returns one row per rating and ratings to target.
+
+    Every user rates `rounds` times, starting after their `arrival` rounds; a row's
+    `round` is the user's own count of ratings.
+    """
     rows = []
+    last = max((u.arrival for u in people), default=0) + rounds
     with tqdm(
         total=len(people) * rounds, desc="simulate", unit="rating", file=sys.stderr, disable=not progress
     ) as bar:
-        for r in range(1, rounds + 1):
-            for u in people:
+        for step in range(1, last + 1):
+            active = [u for u in people if 1 <= step - u.arrival <= rounds]
+            for u in active:
                 s = online.suggest(experiment, u.user_id, context)
                 stars = u.rate(s.params, context)
                 online.feedback(s.suggestion_id, Feedback(rating=stars), f"{s.suggestion_id}:sim")
@@ -117,14 +128,15 @@ def drive_users(
                 rows.append(
                     {
                         "user_id": u.user_id,
-                        "round": r,
+                        "round": step - u.arrival,
                         "stars": stars,
                         "expected_stars": u.expected_stars(s.params, context),
                         "recommended_stars": u.expected_stars(best, context),
                     }
                 )
                 bar.update()
-            bar.set_postfix(mean_stars=f"{np.mean([x['stars'] for x in rows[-len(people) :]]):.2f}")
+            if active:
+                bar.set_postfix(mean_stars=f"{np.mean([x['stars'] for x in rows[-len(active) :]]):.2f}")
     table = pd.DataFrame(rows)
     reached = table[table["recommended_stars"] >= TARGET_STARS].groupby("user_id")["round"].min()
     to_target = reached.reindex([u.user_id for u in people]).fillna(rounds + 1).astype(int)
