@@ -224,6 +224,37 @@ def test_zdt1_matches_pymoo_front() -> None:
         assert got["f2"] == pytest.approx(1 - np.sqrt(f1))
 
 
+def zdt(x: np.ndarray, h: Any) -> tuple[float, float]:
+    """Zitzler, Deb and Thiele (2000): f1 = x1, g = 1 + 9 mean(x2..xn), f2 = g h(f1, g)."""
+    f1, g = x[0], 1 + 9 * x[1:].sum() / (len(x) - 1)
+    return f1, g * h(f1, g)
+
+
+def dtlz2(x: np.ndarray) -> tuple[float, float, float]:
+    """Deb, Thiele, Laumanns and Zitzler (2002), three objectives: a sphere scaled by 1 + g."""
+    g = ((x[2:] - 0.5) ** 2).sum()
+    a, b = x[0] * np.pi / 2, x[1] * np.pi / 2
+    return (1 + g) * np.cos(a) * np.cos(b), (1 + g) * np.cos(a) * np.sin(b), (1 + g) * np.sin(a)
+
+
+@pytest.mark.parametrize(
+    ("cls", "formula"),
+    [
+        (ZDT1, lambda x: zdt(x, lambda f, g: 1 - np.sqrt(f / g))),
+        (ZDT2, lambda x: zdt(x, lambda f, g: 1 - (f / g) ** 2)),
+        (ZDT3, lambda x: zdt(x, lambda f, g: 1 - np.sqrt(f / g) - f / g * np.sin(10 * np.pi * f))),
+        (DTLZ2, dtlz2),
+    ],
+)
+def test_synthetic_problems_follow_their_published_formulas(cls: Any, formula: Any) -> None:
+    problem, rng = cls(), np.random.default_rng(0)
+    names = list(problem.space)
+    for _ in range(20):
+        x = rng.uniform(size=len(names))
+        got = problem.evaluate(dict(zip(names, x, strict=True)))
+        assert [got[f"f{i + 1}"] for i in range(len(got))] == pytest.approx(formula(x), rel=1e-12, abs=1e-12)
+
+
 def test_fronts_have_known_shapes() -> None:
     f = ZDT2().true_front(100)
     assert np.allclose(f[:, 1], 1 - f[:, 0] ** 2)
