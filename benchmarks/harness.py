@@ -116,6 +116,11 @@ class Report:
     def add(self, lines: Sequence[str]) -> None:
         self.lines += lines
 
+    def add_setup(self, lines: Sequence[str]) -> None:
+        """More header lines (what was only known after running), before the load at start."""
+        at = next(i for i, line in enumerate(self.lines) if line.startswith("- load average"))
+        self.lines[at:at] = [f"- {line}" for line in lines]
+
     def write(self, out: Path, notes: Sequence[str] = ()) -> None:
         """Close with `notes`, the total runtime and the load; print, and write to `out`."""
         if notes:
