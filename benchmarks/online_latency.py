@@ -25,7 +25,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from benchmarks.harness import ROOT, Report, arguments, at_least_one, log, md_table, percentile_cells
-from benchmarks.online_methods import CONTEXT, GENAI_SPEC, Ours
+from benchmarks.online_methods import CONTEXT, GENAI_SPEC, Ours, reward
 from engine.online import Feedback, OnlineEngine
 from engine.spec import load_spec
 from engine.store import EventStore
@@ -61,9 +61,9 @@ def time_model(plan: Plan) -> dict[str, np.ndarray]:
             t0 = time.perf_counter()
             params = ours.model.suggest(rater, history, CONTEXT, ours.rng)
             t1 = time.perf_counter()
-            reward = (u.rate(params, CONTEXT) - 3) / 2
+            value = reward(u.rate(params, CONTEXT))
             t2 = time.perf_counter()
-            ours.model.observe(rater, history, CONTEXT, params, reward)
+            ours.model.observe(rater, history, CONTEXT, params, value)
             times["suggest"].append(t1 - t0)
             times["observe"].append(time.perf_counter() - t2)
     return {k: np.array(v) for k, v in times.items()}

@@ -12,8 +12,9 @@ from scipy.stats import wilcoxon
 from benchmarks.harness import md_table, quartiles
 from benchmarks.online_grid import Cell, Outcome
 from benchmarks.online_methods import ABLATIONS, BASELINES, LABELS
+from engine.sim import TARGET_STARS
 
-TARGET = 4.5  # expected stars of the recommendation
+TARGET = TARGET_STARS  # expected stars of the recommendation, as `frontier simulate` counts
 LAST = 10  # suggestions averaged at the end
 RATINGS_MARGIN = 1  # ratings
 SHARE_MARGIN = 5  # percentage points
