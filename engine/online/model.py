@@ -51,6 +51,9 @@ class OnlineModel:
             dim, n_arms, self.priors.candidates, seed, self.features, self.user_kernel.g
         )
         self._means: dict[str, ContextMean] = {}
+        # dropped context -> its ratings in the global model's snapshot then, and the
+        # global model's refits then (what `rebuild` needs to hold the same ratings out)
+        self._dropped: dict[str, tuple[int, int]] = {}
 
     # -- the context models -----------------------------------------------------------------
 
@@ -71,11 +74,14 @@ class OnlineModel:
 
     def rebuild(self, name: str | None, ratings: Sequence[tuple[Mapping[str, Any], float]]) -> None:
         """A dropped context model again, from its ratings in their order, each with the
-        calibrated reward `learn` returned for it; refitted on all of them at the end."""
-        model = self._learning(name)
-        for params, calibrated in ratings:
-            model.add(self.features(*self.encoding.encode(params)), calibrated)
-        model.refit()
+        calibrated reward `learn` returned for it; as it would be had it never been dropped."""
+        key = name or ""
+        in_snapshot, refits = self._dropped.pop(key, (0, self.global_model.refits))
+        if self.global_model.refits > refits:  # the global model refitted on all of them since
+            in_snapshot = len(ratings)
+        rows = np.array([self.features(*self.encoding.encode(params)) for params, _ in ratings])
+        rewards = np.array([calibrated for _, calibrated in ratings], dtype=float)
+        self._learning(name).replay(rows.reshape(len(ratings), self.features.size), rewards, in_snapshot)
 
     def _learning(self, name: str | None) -> PopulationModel:
         """The context's model, made on its first rating; the least recently used beyond
@@ -85,11 +91,14 @@ class OnlineModel:
         if model is not None:
             self.contexts.move_to_end(key)
             return model
-        model = self.contexts[key] = PopulationModel(self.features.size, self.priors, self.global_model)
+        model = self.contexts[key] = PopulationModel(
+            self.features.size, self.priors, self.global_model, constants=self.features.n_arms
+        )
         self.rated.add(key)
         while len(self.contexts) > self.max_contexts:
             old_key, old = self.contexts.popitem(last=False)
             self.global_model.children.remove(old)
+            self._dropped[old_key] = (old.in_snapshot, self.global_model.refits)
             self._means.pop(old_key, None)
         return model
 

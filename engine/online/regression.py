@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
-from scipy.linalg.blas import dsyrk
+from scipy.linalg.blas import dsymv, dsyrk
 
 from engine.online.priors import Priors
 
@@ -28,9 +28,13 @@ class PopulationModel:
     """Bayesian linear regression of calibrated rewards on a point's features (the global
     and context levels of docs/online-model.md).
 
-    Weights ~ N(the parent's weights, weight_scale^2 I) (N(0, ...) for the global model),
-    rewards = features . weights + N(0, population_noise^2); only the posterior mean of
-    the weights is used.
+    Weights ~ N(prior mean, weight_scale^2 I), rewards = features . weights +
+    N(0, population_noise^2); only the posterior mean of the weights is used. The global
+    model's prior mean is 0. A context's is the global model fitted without the context's
+    own ratings (so no rating counts twice), its shape scaled by a pull in [0, 1] fitted
+    by marginal likelihood on the context's ratings (empirical Bayes, closed form; see
+    `_pulled`): contexts whose users like what other contexts like keep the global shape,
+    contexts that disagree drop it, and a context without ratings starts from it (pull 1).
 
     Weights are refitted when the data has grown by a tenth (every point while small),
     and children with their parent: at moments fixed by the data alone, so replaying the
@@ -46,7 +50,11 @@ class PopulationModel:
     factorisation per context, only per context in use.
     """
 
-    def __init__(self, size: int, priors: Priors, parent: PopulationModel | None = None) -> None:
+    def __init__(
+        self, size: int, priors: Priors, parent: PopulationModel | None = None, constants: int = 0
+    ) -> None:
+        """`constants`: how many trailing features are constants (an arm's level): a
+        context inherits them from the global model whole, and the pull scales the rest."""
         self.precision = np.zeros((size, size), order="F")  # upper triangle only (BLAS syrk)
         self.target = np.zeros(size)
         self.count = 0
@@ -61,6 +69,13 @@ class PopulationModel:
         # one array per refit, so what is derived from it can be cached on its identity
         self._weights = np.zeros(size) if parent is None else None
         self._stale = False  # the parent refitted since this model's last solve
+        self.constants = constants
+        self.pull = 1.0  # how much of the global shape this context keeps (fitted at each solve)
+        # the global model's folded data at its last refit (kept by a model with children)
+        self._snapshot: tuple[np.ndarray, np.ndarray] | None = None
+        self.refits = 0
+        self.in_snapshot = 0  # how many of this model's ratings the parent's snapshot holds
+        self._held_out: np.ndarray | None = None  # the parent's weights without this model's data
 
     def add(self, phi: np.ndarray, reward: float) -> None:
         if self._rows is None:
@@ -74,13 +89,30 @@ class PopulationModel:
         elif self._buffered == _FOLD_ROWS:
             if self._stale:  # the solve owed since the parent's refit, on the data it saw
                 self._solve()
+            self._held_out_weights()
             self._fold()
 
     def refit(self) -> None:
         """Fold every rating in and solve for the weights now (it happens by itself at
-        counts fixed by the data; a rebuilt model asks for it once at its end)."""
+        counts fixed by the data)."""
+        self._held_out_weights()  # while this model's data is still what the parent's snapshot saw
         self._fold()
         self._solve()
+
+    def replay(self, rows: np.ndarray, rewards: np.ndarray, in_snapshot: int) -> None:
+        """A dropped model's ratings again, in their order, solved once at the end; the
+        first `in_snapshot` of them were in the parent's data at its last refit."""
+        self.in_snapshot, self._held_out = in_snapshot, None
+        self._accumulate(rows[:in_snapshot], rewards[:in_snapshot])
+        self._held_out_weights()
+        self._accumulate(rows[in_snapshot:], rewards[in_snapshot:])
+        self.count = len(rewards)
+        self._solve()
+
+    def _accumulate(self, rows: np.ndarray, rewards: np.ndarray) -> None:
+        if len(rows):
+            self.precision = dsyrk(1.0, rows.T, beta=1.0, c=self.precision, overwrite_c=True)
+            self.target += rows.T @ rewards
 
     def weights(self) -> np.ndarray:
         """Posterior mean weights as of the last refit (the parent's before any data)."""
@@ -93,19 +125,70 @@ class PopulationModel:
 
     def _fold(self) -> None:
         if self._rows is not None and self._buffered:
-            rows = self._rows[: self._buffered]
-            self.precision = dsyrk(1.0, rows.T, beta=1.0, c=self.precision, overwrite_c=True)
-            self.target += rows.T @ self._rewards[: self._buffered]
+            self._accumulate(self._rows[: self._buffered], self._rewards[: self._buffered])
             self._buffered = 0
 
+    def _held_out_weights(self) -> np.ndarray | None:
+        """The parent's weights fitted without this model's ratings (None for the global
+        model): from the parent's snapshot at its last refit minus this model's data as it
+        was then, so it must be read before this model folds again (it is cached)."""
+        if self.parent is None:
+            return None
+        if self._held_out is None:
+            snapshot = self.parent._snapshot
+            if not self.in_snapshot or snapshot is None:
+                # the parent has not refitted since this model's first rating
+                self._held_out = self.parent.weights()
+            else:
+                precision, target = snapshot
+                s2, t2 = self.priors.population_noise**2, self.priors.weight_scale**2
+                a = (precision - self.precision) / s2
+                a[np.diag_indices_from(a)] += 1 / t2
+                factor = cho_factor(a, overwrite_a=True)  # upper triangles, like the matrices
+                self._held_out = cho_solve(factor, (target - self.target) / s2)
+        return self._held_out
+
     def _solve(self) -> None:
-        prior = self.parent.weights() if self.parent else np.zeros(len(self.target))
         s2, t2 = self.priors.population_noise**2, self.priors.weight_scale**2
         a = self.precision / s2  # Fortran order like LAPACK's: factorised in place
         a[np.diag_indices_from(a)] += 1 / t2
-        self._weights = cho_solve(cho_factor(a, overwrite_a=True), self.target / s2 + prior / t2)
+        factor = cho_factor(a, overwrite_a=True)
+        prior = self._held_out_weights()
+        if prior is None:
+            prior = np.zeros(len(self.target))
+        elif self.count:
+            prior = self._pulled(prior, factor)
+        self._weights = cho_solve(factor, self.target / s2 + prior / t2)
         self._stale = False
+        self.refits += 1
+        if self.children:
+            self._snapshot = (self.precision.copy(order="F"), self.target.copy())
         for child in self.children:  # their prior moved: they refit, solving when next needed
             if child.count:
                 child._fold()
                 child._stale = True
+                child.in_snapshot = child.count
+                child._held_out = None
+
+    def _pulled(self, held_out: np.ndarray, factor: tuple[np.ndarray, bool]) -> np.ndarray:
+        """The prior mean: the held-out weights' constants, plus their shape times the pull.
+
+        Rewards y of this model's ratings (features F) are, with the weights integrated
+        out, N(F (level + pull shape), s^2 I + t^2 F F^T): Gaussian in the pull, so its
+        maximum-likelihood value is a ratio of two quadratic forms, computed in feature
+        space through Woodbury's identity with the factor of F^T F / s^2 + I / t^2 that
+        the solve needs anyway. A N(1, 1) prior on the pull keeps a context with few
+        ratings near the global shape; the result is clipped to [0, 1].
+        """
+        s2 = self.priors.population_noise**2
+        level = np.zeros_like(held_out)
+        if self.constants:
+            level[-self.constants :] = held_out[-self.constants :]
+        shape = held_out - level
+        rows_shape = dsymv(1.0, self.precision, shape)  # F^T F shape (upper triangle stored)
+        rows_rest = self.target - dsymv(1.0, self.precision, level)  # F^T (y - F level)
+        solved = cho_solve(factor, rows_shape)
+        num = (shape @ rows_rest - solved @ rows_rest / s2) / s2
+        den = (shape @ rows_shape - solved @ rows_shape / s2) / s2
+        self.pull = float(np.clip((num + 1.0) / (den + 1.0), 0.0, 1.0))
+        return level + self.pull * shape
