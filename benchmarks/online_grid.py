@@ -19,6 +19,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from benchmarks.online_methods import METHODS, make_method
+from engine.online import Priors
 from objectives.families import FAMILIES, family
 from objectives.users import population
 
@@ -80,6 +81,7 @@ class Job:
     method: str
     users: int
     ratings: int
+    priors: Priors | None = None  # ours' model constants, when not the defaults
 
 
 @dataclass
@@ -100,7 +102,7 @@ def run_job(job: Job) -> Outcome:
     fam = family(job.cell.family)
     users = population(job.users, seed=job.cell.pop_seed, preset=fam)
     contexts = [fam.contexts[i % len(fam.contexts)] for i in range(job.users)]
-    method = make_method(job.method, job.cell.model_seed)
+    method = make_method(job.method, job.cell.model_seed, job.priors)
     suggested = np.zeros((job.users, job.ratings))
     recommended: dict[str, np.ndarray] = {}
     for step in range(1, max(u.arrival for u in users) + job.ratings + 1):

@@ -17,7 +17,7 @@ import numpy as np
 import optuna
 
 from benchmarks.harness import ROOT
-from engine.online import Feedback, OnlineModel, Rater, UserHistory, quality_reward
+from engine.online import Feedback, OnlineModel, Priors, Rater, UserHistory, quality_reward
 from engine.spec import load_spec
 from objectives.users import PROVIDERS
 
@@ -74,8 +74,8 @@ class Ours:
 
     label = "ours"
 
-    def __init__(self, seed: int) -> None:
-        self.model = OnlineModel(GENAI, seed=seed)
+    def __init__(self, seed: int, priors: Priors | None = None) -> None:
+        self.model = OnlineModel(GENAI, seed=seed, priors=priors)
         self.rng = np.random.default_rng(seed)
         self.raters: dict[int, Rater] = {}
         self.histories: dict[tuple[int, str], UserHistory] = {}
@@ -285,6 +285,14 @@ MAKERS: dict[str, Callable[[int], Method]] = {
 }
 
 
-def make_method(method: str, seed: int) -> Method:
-    """`method` (a key of MAKERS) with model seed `seed`: its model's and its rngs' seed."""
+def make_method(method: str, seed: int, priors: Priors | None = None) -> Method:
+    """`method` (a key of MAKERS) with model seed `seed`: its model's and its rngs' seed;
+    `priors` replace ours' (and its ablations') defaults."""
+    if priors is not None:
+        if method not in ("ours", *ABLATIONS):
+            raise ValueError(f"{method} has no online-model priors")
+        return OURS[method](seed, priors)
     return MAKERS[method](seed)
+
+
+OURS: dict[str, type[Ours]] = {"ours": Ours, "ours-no-user-gp": OursNoUserGP, "population": PopulationOnly}
