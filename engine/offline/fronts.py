@@ -20,8 +20,6 @@ from engine.store import EventStore
 
 __all__ = ["UnknownRun", "front_report", "publish"]
 
-LEGACY_RUN = "legacy"  # trials published before runs had ids
-
 
 class UnknownRun(LookupError):
     """A run id with no published trials."""
@@ -50,10 +48,8 @@ def publish(
 def front_report(store: EventStore, spec: ExperimentSpec, run_id: str | None = None) -> dict[str, Any]:
     """One run's front (params and metrics), reference point and hypervolume: the newest
     run's unless `run_id` names one; `runs` lists every published run, oldest first."""
-    by_run: dict[str, list[dict[str, Any]]] = {}
-    for row in store.events("trials", experiment=spec.name):  # in write order
-        by_run.setdefault(row["run_id"] or LEGACY_RUN, []).append(row)
-    runs = sorted(by_run, key=lambda r: by_run[r][-1]["seq"])  # the last published last
+    by_run = store.published_runs(spec.name)
+    runs = list(by_run)  # the last published last
     if run_id is not None and run_id not in by_run:
         raise UnknownRun(f"run {run_id!r} has no published trials in {spec.name!r}; runs: {runs}")
     chosen = run_id or (runs[-1] if runs else None)

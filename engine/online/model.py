@@ -19,6 +19,7 @@ import numpy as np
 from engine.online.acquisition import Candidates
 from engine.online.encoding import Encoding
 from engine.online.features import ContextMean, RandomFourierFeatures
+from engine.online.front_prior import Front, FrontPrior
 from engine.online.priors import Priors
 from engine.online.rater import Rater
 from engine.online.regression import PopulationModel
@@ -32,10 +33,17 @@ class OnlineModel:
     """One experiment's population models and the maths of suggesting for a user."""
 
     def __init__(
-        self, space: Space, seed: int = 0, priors: Priors | None = None, max_contexts: int = 64
+        self,
+        space: Space,
+        seed: int = 0,
+        priors: Priors | None = None,
+        max_contexts: int = 64,
+        front: Front | None = None,
     ) -> None:
         """`max_contexts`: context models held in memory; the least recently used beyond
-        them is dropped, and rebuilt from its ratings (`rebuild`) when needed again."""
+        them is dropped, and rebuilt from its ratings (`rebuild`) when needed again.
+        `front`: the experiment's published trials, the model's starting point
+        (engine/online/front_prior.py)."""
         if max_contexts < 1:
             raise ValueError(f"max_contexts={max_contexts} must be at least 1")
         self.priors = priors or Priors()
@@ -43,7 +51,9 @@ class OnlineModel:
         self.encoding = Encoding(space)
         dim, n_arms = len(self.encoding.continuous), len(self.encoding.arms)
         self.features = RandomFourierFeatures(dim, n_arms, self.priors, np.random.default_rng(seed))
-        self.global_model = PopulationModel(self.features.size, self.priors)
+        self.front = FrontPrior(front, self.encoding, self.features) if front and front.trials else None
+        prior_mean = self.front.weights() if self.front else None
+        self.global_model = PopulationModel(self.features.size, self.priors, prior_mean=prior_mean)
         self.contexts: OrderedDict[str, PopulationModel] = OrderedDict()  # least recently used first
         self.rated: set[str] = set()  # contexts with ratings, held in memory or not
         self.user_kernel = UserKernel(self.priors, n_arms)
@@ -157,10 +167,23 @@ class OnlineModel:
         x: np.ndarray,
         arms: np.ndarray,
         pending: Sequence[Mapping[str, Any]] = (),
+        weights: Mapping[str, float] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and std of the user's reward at (x, arms), pending points as fantasies."""
+        """Mean and std of the user's reward at (x, arms), pending points as fantasies;
+        `weights`: the user's own preference weights, if they set some."""
         x = np.asarray(x, dtype=float).reshape(len(arms), len(self.encoding.continuous))
-        return self._posterior(rater, history, context, x, arms, pending, with_fixed=False)
+        return self._posterior(rater, history, context, x, arms, pending, weights, with_fixed=False)
+
+    def _user_shift(self, weights: Mapping[str, float] | None) -> ContextMean | None:
+        """How the front's utility surface under the user's own weights departs from the
+        one under the experiment's (None without a front or own weights)."""
+        if self.front is None or weights is None:
+            return None
+        shift = self.front.weights(weights) - self.front.weights()
+        if not shift.any():
+            return None
+        per_arm, offsets = self.features.per_arm(shift)
+        return ContextMean(shift, per_arm, offsets, self.candidates.fixed_mean(per_arm, offsets))
 
     def _posterior(
         self,
@@ -170,6 +193,7 @@ class OnlineModel:
         x: np.ndarray,
         arms: np.ndarray,
         pending: Sequence[Mapping[str, Any]],
+        weights: Mapping[str, float] | None,
         with_fixed: bool,
     ) -> tuple[np.ndarray, np.ndarray]:
         """`posterior`, preceded by the fixed candidates' when `with_fixed` (their prior mean
@@ -179,8 +203,12 @@ class OnlineModel:
         n, m = len(history), len(arms)
         points = np.concatenate([x, history.x.reshape(n, x.shape[1])])
         point_arms = np.concatenate([arms, history.arms])
-        means = prior.mean(self.features, points, point_arms)
-        prior_mean = np.concatenate([prior.candidates, means[:m]]) if with_fixed else means[:m]
+        means, at_candidates = prior.mean(self.features, points, point_arms), prior.candidates
+        own = self._user_shift(weights)
+        if own is not None:
+            means = means + own.mean(self.features, points, point_arms)
+            at_candidates = at_candidates + own.candidates
+        prior_mean = np.concatenate([at_candidates, means[:m]]) if with_fixed else means[:m]
         if not n and not pending:
             return prior_mean + bias, np.full(len(prior_mean), self.prior_std)
         residual = history.rewards - means[m:] - bias
@@ -198,6 +226,7 @@ class OnlineModel:
         context: str | None,
         rng: np.random.Generator,
         pending: Sequence[Mapping[str, Any]] = (),
+        weights: Mapping[str, float] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The candidates (fixed, then local to the user's best-rated points), with the
         user's posterior mean and std there."""
@@ -205,7 +234,9 @@ class OnlineModel:
         x, arms = self.candidates.x, self.candidates.arms
         if len(local_arms):
             x, arms = np.concatenate([x, local_x]), np.concatenate([arms, local_arms])
-        mean, std = self._posterior(rater, history, context, local_x, local_arms, pending, with_fixed=True)
+        mean, std = self._posterior(
+            rater, history, context, local_x, local_arms, pending, weights, with_fixed=True
+        )
         return x, arms, mean, std
 
     def suggest(
@@ -216,11 +247,13 @@ class OnlineModel:
         rng: np.random.Generator,
         pending: Sequence[Mapping[str, Any]] = (),
         beta: float = 1.0,
+        weights: Mapping[str, float] | None = None,
     ) -> dict[str, Any]:
         """UCB within each arm, Thompson sampling between arms; never the settings of one of
         the user's pending suggestions (their fantasies lower the mean there, but a peaked
-        population mean can still win: a repeat is then skipped for the next best)."""
-        x, arms, mean, std = self._scored(rater, history, context, rng, pending)
+        population mean can still win: a repeat is then skipped for the next best).
+        `weights`: the user's own preference weights, if they set some."""
+        x, arms, mean, std = self._scored(rater, history, context, rng, pending, weights)
         excluded: list[int] = []
         while True:
             choice = self.candidates.choose(arms, mean, std, rng, beta, excluded)
@@ -230,9 +263,13 @@ class OnlineModel:
             excluded.append(choice)
 
     def recommend(
-        self, rater: Rater, history: UserHistory, context: str | None
+        self,
+        rater: Rater,
+        history: UserHistory,
+        context: str | None,
+        weights: Mapping[str, float] | None = None,
     ) -> tuple[dict[str, Any], float, float]:
         """The settings this user most likely likes best: params, expected reward, its std."""
-        x, arms, mean, std = self._scored(rater, history, context, np.random.default_rng(0))
+        x, arms, mean, std = self._scored(rater, history, context, np.random.default_rng(0), (), weights)
         i = int(np.argmax(mean))
         return self.encoding.decode(x[i], int(arms[i])), float(mean[i]), float(std[i])

@@ -30,7 +30,8 @@ class PopulationModel:
 
     Weights ~ N(prior mean, weight_scale^2 I), rewards = features . weights +
     N(0, population_noise^2); only the posterior mean of the weights is used. The global
-    model's prior mean is 0. A context's is the global model fitted without the context's
+    model's prior mean is 0, or the offline front's utility surface when the experiment
+    has one (engine/online/front_prior.py). A context's is the global model fitted without the context's
     own ratings (so no rating counts twice), its shape scaled by a pull in [0, 1] fitted
     by marginal likelihood on the context's ratings (empirical Bayes, closed form; see
     `_pulled`): contexts whose users like what other contexts like keep the global shape,
@@ -51,10 +52,17 @@ class PopulationModel:
     """
 
     def __init__(
-        self, size: int, priors: Priors, parent: PopulationModel | None = None, constants: int = 0
+        self,
+        size: int,
+        priors: Priors,
+        parent: PopulationModel | None = None,
+        constants: int = 0,
+        prior_mean: np.ndarray | None = None,
     ) -> None:
         """`constants`: how many trailing features are constants (an arm's level): a
-        context inherits them from the global model whole, and the pull scales the rest."""
+        context inherits them from the global model whole, and the pull scales the rest.
+        `prior_mean`: the global model's (0 unless an offline front gives one,
+        engine/online/front_prior.py); a context's is the global model's weights."""
         self.precision = np.zeros((size, size), order="F")  # upper triangle only (BLAS syrk)
         self.target = np.zeros(size)
         self.count = 0
@@ -67,7 +75,8 @@ class PopulationModel:
         self._rewards = np.zeros(_FOLD_ROWS)
         self._buffered = 0
         # one array per refit, so what is derived from it can be cached on its identity
-        self._weights = np.zeros(size) if parent is None else None
+        self.prior_mean = np.zeros(size) if prior_mean is None else prior_mean
+        self._weights = self.prior_mean if parent is None else None
         self._stale = False  # the parent refitted since this model's last solve
         self.constants = constants
         self.pull = 1.0  # how much of the global shape this context keeps (fitted at each solve)
@@ -119,7 +128,7 @@ class PopulationModel:
         if self._stale:
             self._solve()
         if self._weights is None:
-            assert self.parent is not None  # a root starts at zero weights
+            assert self.parent is not None  # a root starts at its prior mean
             return self.parent.weights()
         return self._weights
 
@@ -145,7 +154,8 @@ class PopulationModel:
                 a = (precision - self.precision) / s2
                 a[np.diag_indices_from(a)] += 1 / t2
                 factor = cho_factor(a, overwrite_a=True)  # upper triangles, like the matrices
-                self._held_out = cho_solve(factor, (target - self.target) / s2)
+                own_prior = self.parent.prior_mean / t2
+                self._held_out = cho_solve(factor, (target - self.target) / s2 + own_prior)
         return self._held_out
 
     def _solve(self) -> None:
@@ -155,7 +165,7 @@ class PopulationModel:
         factor = cho_factor(a, overwrite_a=True)
         prior = self._held_out_weights()
         if prior is None:
-            prior = np.zeros(len(self.target))
+            prior = self.prior_mean
         elif self.count:
             prior = self._pulled(prior, factor)
         self._weights = cho_solve(factor, self.target / s2 + prior / t2)

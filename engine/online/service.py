@@ -254,7 +254,7 @@ class OnlineEngine:
         contexts = {}
         for name, history in user.histories.items():
             exp.ensure_context_model(name or None)
-            params, mean, std = exp.model.recommend(rater, history, name or None)
+            params, mean, std = exp.model.recommend(rater, history, name or None, user.weights)
             contexts[name or "default"] = {
                 "samples": len(history),
                 "preferred": params,

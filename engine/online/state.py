@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from engine.online.admission import ContextAdmission
+from engine.online.front_prior import Front
 from engine.online.model import OnlineModel
 from engine.online.protocol import context_label, stored_reward
 from engine.online.rater import Rater
@@ -81,7 +82,10 @@ class Experiment:
         cls, store: EventStore, spec: ExperimentSpec, *, seed: int, max_users: int, max_context_models: int
     ) -> Experiment:
         """An experiment with nothing read yet; `seed` is the engine's (the spec has its own)."""
-        model = OnlineModel(spec.search_space(), seed=spec.seed, max_contexts=max_context_models)
+        runs = store.published_runs(spec.name)
+        trials = next(reversed(runs.values()), [])  # the run published last, if any
+        front = Front(trials, spec.metrics, spec.weights())
+        model = OnlineModel(spec.search_space(), seed=spec.seed, max_contexts=max_context_models, front=front)
         rng = np.random.default_rng([spec.seed, seed])
         return cls(store, spec, model, rng, ContextAdmission(store, spec), max_users)
 
@@ -141,4 +145,5 @@ class Experiment:
         )
         if ahead is not None and ahead[0].holds(state):
             return ahead
-        return state, self.model.suggest(rater, history, context, self.rng, list(open_.values()))
+        pending = list(open_.values())
+        return state, self.model.suggest(rater, history, context, self.rng, pending, weights=user.weights)

@@ -52,6 +52,7 @@ from engine.store.upgrades import check_schema
 __all__ = ["EventStore", "default_store_url"]
 
 DEFAULT_STORE = Path("results") / "frontier.db"
+LEGACY_RUN = "legacy"  # the run of trials published before runs had ids
 
 
 def default_store_url() -> str:
@@ -170,6 +171,14 @@ class EventStore:
         with self._connect() as conn:
             for row in conn.execute(query):
                 yield dict(row._mapping)
+
+    def published_runs(self, experiment: str) -> dict[str, list[dict[str, Any]]]:
+        """Published trials by exploration run, each run's in write order, the run
+        published last last (trials published before runs had ids form run `legacy`)."""
+        by_run: dict[str, list[dict[str, Any]]] = {}
+        for row in self.events("trials", experiment=experiment):
+            by_run.setdefault(row["run_id"] or LEGACY_RUN, []).append(row)
+        return dict(sorted(by_run.items(), key=lambda item: item[1][-1]["seq"]))
 
     def feedback_since(
         self, experiment: str, after_seq: int, user_id: str | None = None
