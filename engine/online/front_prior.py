@@ -7,16 +7,23 @@ noise variances fitted per metric by marginal likelihood (empirical Bayes; a met
 measured with little noise, like SSIM, fits its trials closely, a noisy one, like time,
 smoothly). A utility under preference weights is the weighted mean of those surfaces, so
 
-- the global model's prior mean is the surface under the experiment's weights: before any
-  rating, every context starts at the front's point the experiment prefers;
+- the global model's prior mean is the surface under the experiment's weights, each
+  metric's surface scaled by how many reward units the ratings say its score is worth
+  (marginal likelihood, `PopulationModel._fit_scales`: an SSIM score and stars differ in
+  units): before any rating, every context starts at the front's point the experiment
+  prefers;
 - a user with their own weights has their prior mean moved by the surface under theirs
-  minus the experiment's: before their first rating, a user who weighs speed starts at
-  the front's fast settings, one who weighs quality at its faithful ones.
+  minus the experiment's, at the same scales: before their first rating, a user who
+  weighs speed starts at the front's fast settings, one who weighs quality at its
+  faithful ones.
 
-Scores are centred on the trials' mean: the offline metrics say which settings are better
-than others, not how many stars people give (the population levels learn that). Our own
-code: no library fits a prior mean in a given random-feature space. See
-docs/online-model.md, 'The offline front as the prior'.
+Scores are measured from the trials' worst: away from every trial the surface falls back
+to the worst value measured, so settings the exploration never tried are not presumed
+average (an exploration goes where it looks promising). The published settings are also
+candidates for every user, so the front's own points can be suggested as they are. The
+offline metrics say which settings are better than which, not how many stars people give:
+the population levels learn that. Our own code: no library fits a prior mean in a given
+random-feature space. See docs/online-model.md, 'The offline front as the prior'.
 """
 
 from __future__ import annotations
@@ -51,10 +58,11 @@ class Front:
 
 
 class FrontPrior:
-    """Per metric, the posterior mean weights of its centred score on the model's features."""
+    """Per metric, the posterior mean weights of its score above the trials' worst, on the
+    model's features; and the trials' settings as candidates."""
 
     def __init__(self, front: Front, encoding: Encoding, features: RandomFourierFeatures) -> None:
-        rows, points, scores = [], [], []
+        rows, points, scores, encoded = [], [], [], []
         for trial in front.trials:
             measured = trial.get("metrics") or {}
             if trial.get("status") == "failed" or not all(
@@ -66,6 +74,7 @@ class FrontPrior:
             except (KeyError, ValueError, TypeError):
                 continue  # explored in another space: says nothing of this one
             rows.append(features(x, arm))
+            encoded.append((x, arm))
             points.append(trial["params"])
             scores.append([metric_score(float(measured[m.name]), m) for m in front.metrics])
         skipped = len(front.trials) - len(rows)
@@ -78,12 +87,15 @@ class FrontPrior:
         self.names = [m.name for m in front.metrics]
         self.base = self.coefficients(front.weights)
         self.trials = points
+        # the trials' settings, in the unit cube and their arms: candidates for every user
+        self.x = np.array([x for x, _ in encoded]).reshape(len(encoded), len(encoding.continuous))
+        self.arms = np.array([arm for _, arm in encoded], dtype=int)
         self.scores = np.array(scores, dtype=float).reshape(len(points), len(self.names))
         self.metric_weights = np.zeros((len(self.names), features.size))
         if points:
             phi = np.array(rows)
-            centred = self.scores - self.scores.mean(0)
-            self.metric_weights = np.array([_posterior_mean(phi, y) for y in centred.T])
+            above_worst = self.scores - self.scores.min(0)
+            self.metric_weights = np.array([_posterior_mean(phi, y) for y in above_worst.T])
 
     def __len__(self) -> int:
         return len(self.trials)
@@ -93,10 +105,16 @@ class FrontPrior:
         w = np.array([float(weights.get(name, 0.0)) for name in self.names])
         return w / w.sum()
 
-    def weights(self, preference: Mapping[str, float] | None = None) -> np.ndarray:
-        """Feature weights of the utility surface under `preference` (the experiment's if None)."""
-        c = self.base if preference is None else self.coefficients(preference)
-        return c @ self.metric_weights
+    def basis(self) -> np.ndarray:
+        """The global model's prior basis (features x metrics): each metric's surface
+        times its weight under the experiment's preference; the model scales each column
+        to the ratings (`PopulationModel._fit_scales`)."""
+        return (self.metric_weights * self.base[:, None]).T
+
+    def shift(self, preference: Mapping[str, float], scales: np.ndarray) -> np.ndarray:
+        """Feature weights of the utility surface under `preference` minus the one under
+        the experiment's, each metric's surface at the scale the ratings gave it."""
+        return ((self.coefficients(preference) - self.base) * scales) @ self.metric_weights
 
     def preferred(self, preference: Mapping[str, float] | None = None) -> dict[str, Any] | None:
         """The published settings of highest utility under `preference`: a point of the front."""

@@ -52,8 +52,8 @@ class OnlineModel:
         dim, n_arms = len(self.encoding.continuous), len(self.encoding.arms)
         self.features = RandomFourierFeatures(dim, n_arms, self.priors, np.random.default_rng(seed))
         self.front = FrontPrior(front, self.encoding, self.features) if front and front.trials else None
-        prior_mean = self.front.weights() if self.front else None
-        self.global_model = PopulationModel(self.features.size, self.priors, prior_mean=prior_mean)
+        basis = self.front.basis() if self.front else None
+        self.global_model = PopulationModel(self.features.size, self.priors, prior_basis=basis)
         self.contexts: OrderedDict[str, PopulationModel] = OrderedDict()  # least recently used first
         self.rated: set[str] = set()  # contexts with ratings, held in memory or not
         self.user_kernel = UserKernel(self.priors, n_arms)
@@ -179,7 +179,7 @@ class OnlineModel:
         one under the experiment's (None without a front or own weights)."""
         if self.front is None or weights is None:
             return None
-        shift = self.front.weights(weights) - self.front.weights()
+        shift = self.front.shift(weights, self.global_model.scales)
         if not shift.any():
             return None
         per_arm, offsets = self.features.per_arm(shift)
@@ -228,9 +228,12 @@ class OnlineModel:
         pending: Sequence[Mapping[str, Any]] = (),
         weights: Mapping[str, float] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The candidates (fixed, then local to the user's best-rated points), with the
-        user's posterior mean and std there."""
+        """The candidates (fixed, then local to the user's best-rated points, then the
+        published trials' settings), with the user's posterior mean and std there."""
         local_x, local_arms = self.candidates.local(history, rng)
+        if self.front is not None and len(self.front):
+            local_x = np.concatenate([local_x, self.front.x])
+            local_arms = np.concatenate([local_arms, self.front.arms])
         x, arms = self.candidates.x, self.candidates.arms
         if len(local_arms):
             x, arms = np.concatenate([x, local_x]), np.concatenate([arms, local_arms])

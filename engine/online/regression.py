@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
-from scipy.linalg.blas import dsymv, dsyrk
+from scipy.linalg.blas import dsymm, dsymv, dsyrk
 
 from engine.online.priors import Priors
 
@@ -57,12 +57,13 @@ class PopulationModel:
         priors: Priors,
         parent: PopulationModel | None = None,
         constants: int = 0,
-        prior_mean: np.ndarray | None = None,
+        prior_basis: np.ndarray | None = None,
     ) -> None:
         """`constants`: how many trailing features are constants (an arm's level): a
         context inherits them from the global model whole, and the pull scales the rest.
-        `prior_mean`: the global model's (0 unless an offline front gives one,
-        engine/online/front_prior.py); a context's is the global model's weights."""
+        `prior_basis` (size x k): the global model's prior mean is its columns times scales
+        fitted by marginal likelihood (0 without one; an offline front gives one per
+        metric, engine/online/front_prior.py); a context's is the global model's weights."""
         self.precision = np.zeros((size, size), order="F")  # upper triangle only (BLAS syrk)
         self.target = np.zeros(size)
         self.count = 0
@@ -75,7 +76,9 @@ class PopulationModel:
         self._rewards = np.zeros(_FOLD_ROWS)
         self._buffered = 0
         # one array per refit, so what is derived from it can be cached on its identity
-        self.prior_mean = np.zeros(size) if prior_mean is None else prior_mean
+        self.prior_basis = np.zeros((size, 0)) if prior_basis is None else prior_basis
+        self.scales = np.ones(self.prior_basis.shape[1])  # fitted at each solve with data
+        self.prior_mean = self.prior_basis.sum(1)
         self._weights = self.prior_mean if parent is None else None
         self._stale = False  # the parent refitted since this model's last solve
         self.constants = constants
@@ -165,6 +168,8 @@ class PopulationModel:
         factor = cho_factor(a, overwrite_a=True)
         prior = self._held_out_weights()
         if prior is None:
+            if self.count and self.scales.size:
+                self._fit_scales(factor)
             prior = self.prior_mean
         elif self.count:
             prior = self._pulled(prior, factor)
@@ -179,6 +184,22 @@ class PopulationModel:
                 child._stale = True
                 child.in_snapshot = child.count
                 child._held_out = None
+
+    def _fit_scales(self, factor: tuple[np.ndarray, bool]) -> None:
+        """The prior basis' scales by marginal likelihood, as `_pulled` fits the pull: the
+        rewards are N(F B scales, s^2 I + t^2 F F^T), Gaussian in the scales, so with a
+        N(1, I) prior their most likely value solves a k x k system (clipped at 0).
+        An offline metric's scale says how many reward units its score is worth in
+        ratings: a column the ratings say nothing of keeps scale 1."""
+        s2 = self.priors.population_noise**2
+        basis = self.prior_basis
+        rows = dsymm(1.0, self.precision, basis)  # F^T F B (upper triangle stored)
+        solved = cho_solve(factor, rows)
+        gram = (basis.T @ rows - rows.T @ solved / s2) / s2
+        moment = (basis.T @ self.target - solved.T @ self.target / s2) / s2
+        scales = np.linalg.solve(gram + np.eye(len(gram)), moment + 1.0)
+        self.scales = np.clip(scales, 0.0, None)
+        self.prior_mean = basis @ self.scales
 
     def _pulled(self, held_out: np.ndarray, factor: tuple[np.ndarray, bool]) -> np.ndarray:
         """The prior mean: the held-out weights' constants, plus their shape times the pull.

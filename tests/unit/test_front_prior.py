@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 from scipy.optimize import minimize
-from scipy.stats import multivariate_normal, qmc
+from scipy.stats import multivariate_normal, norm, qmc
 
-from engine.online import Feedback, OnlineEngine, OnlineModel, Rater, UserHistory
+from engine.online import Feedback, OnlineEngine, OnlineModel, PopulationModel, Priors, Rater, UserHistory
 from engine.online.front_prior import Front, _posterior_mean
 from engine.spec import ExperimentSpec
 from engine.store import EventStore
@@ -35,6 +35,8 @@ SPEC = ExperimentSpec.model_validate(
 FAITHFUL = np.array([0.2, 0.8])  # where quality peaks, in mode "spline"
 FAST = np.array([0.8, 0.3])  # where tracing is fastest, in mode "polygon"
 SPEED_FIRST = {"quality": 0.1, "speed": 0.9}
+PRIORS = Priors()
+S2, T2 = PRIORS.population_noise**2, PRIORS.weight_scale**2
 
 
 def measured(x: np.ndarray, mode: str) -> dict[str, float]:
@@ -148,3 +150,33 @@ def test_the_engine_starts_each_user_from_the_newest_published_run(engine: Onlin
         picks[user] = (np.array([preferred["a"], preferred["b"]]), preferred["mode"])
     assert picks["careful"][1] == "spline" and np.linalg.norm(picks["careful"][0] - FAITHFUL) < 0.15
     assert picks["hurried"][1] == "polygon" and np.linalg.norm(picks["hurried"][0] - FAST) < 0.2
+
+
+def test_the_fronts_scales_maximise_the_ratings_marginal_likelihood() -> None:
+    """The global model's prior mean is the front's basis times scales fitted on the ratings
+    (stars and an offline metric score differ in units): checked against a brute-force
+    maximisation of SciPy's multivariate normal density with the N(1, 1) priors."""
+    rng = np.random.default_rng(7)
+    size, n = 10, 40
+    basis = rng.normal(size=(size, 2))
+    phis = rng.normal(size=(n, size))
+    rewards = phis @ (basis @ np.array([3.0, 0.5])) + rng.normal(0, 0.45, n)
+    model = PopulationModel(size, PRIORS, prior_basis=basis)
+    for phi, reward in zip(phis, rewards, strict=True):
+        model.add(phi, reward)
+    model.refit()
+    cov = S2 * np.eye(n) + T2 * phis @ phis.T
+
+    def minus_log_posterior(scales: np.ndarray) -> float:
+        likelihood = multivariate_normal(phis @ basis @ scales, cov).logpdf(rewards)
+        return -(likelihood + norm(1.0, 1.0).logpdf(scales).sum())
+
+    best = minimize(
+        minus_log_posterior, np.ones(2), method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-12}
+    )
+    np.testing.assert_allclose(model.scales, best.x, rtol=1e-5)
+    assert model.scales[0] > 2  # the ratings say the first column is worth about 3 of its units
+    a = phis.T @ phis / S2 + np.eye(size) / T2
+    np.testing.assert_allclose(
+        model.weights(), np.linalg.solve(a, phis.T @ rewards / S2 + basis @ best.x / T2), rtol=1e-6
+    )
