@@ -246,7 +246,8 @@ class OnlineEngine:
         return full
 
     def profile(self, experiment: str, user_id: str) -> dict[str, Any]:
-        """What we know of a user: samples, calibration, preferred settings, confidence."""
+        """What we know of a user: samples, calibration, preferred settings, confidence, and
+        the offline front's settings preferred under their weights."""
         check_id("user_id", user_id)
         exp = self._experiment(experiment)
         user = exp.user(user_id, time.time())
@@ -266,5 +267,7 @@ class OnlineEngine:
             "samples": sum(len(h) for h in user.histories.values()),
             "weights": user.weights or exp.spec.weights(),
             "calibration": {"bias": rater.bias(exp.model.priors), "scale": rater.scale(exp.model.priors)},
+            # the published offline settings best under the user's weights, if any were published
+            "front_preferred": exp.model.front.preferred(user.weights) if exp.model.front else None,
             "contexts": contexts,
         }

@@ -146,7 +146,9 @@ def test_the_engine_starts_each_user_from_the_newest_published_run(engine: Onlin
         engine.feedback(
             s.suggestion_id, Feedback(rating=3, metrics=measured(x, s.params["mode"])), now=1001.0
         )
-        preferred = engine.profile(SPEC.name, user)["contexts"]["default"]["preferred"]
+        profile = engine.profile(SPEC.name, user)
+        preferred = profile["contexts"]["default"]["preferred"]
+        assert profile["front_preferred"]["mode"] == ("spline" if user == "careful" else "polygon")
         picks[user] = (np.array([preferred["a"], preferred["b"]]), preferred["mode"])
     assert picks["careful"][1] == "spline" and np.linalg.norm(picks["careful"][0] - FAITHFUL) < 0.15
     assert picks["hurried"][1] == "polygon" and np.linalg.norm(picks["hurried"][0] - FAST) < 0.2
