@@ -124,10 +124,11 @@ def notes(plan: Plan) -> list[str]:
         "model seed.",
         "Every method of a cell faces the same users: the same tastes, biases and noise streams.",
         "CPU s/cell: median over the cells of one (cell, method) job's process time; jobs run two at a time.",
-        f"Cut: {', '.join(SLOW)} refits a GP and searches EI after every rating (~200-250 s of CPU "
-        "per cell against ≤ 6 s for every other method), so it runs at model seed 0 on the "
-        f"first {FULL.slow_pop_seeds} population seeds of every family by default: on all 5 the "
-        "full grid was projected at 86-106 min (measured 2026-11-30), over the 90-min budget. "
+        f"Cut: {', '.join(SLOW)} refits a GP and searches EI after every rating (100-125 s of CPU "
+        "per cell on 2026-12-01 against ≤ 4 s for every other method), so it runs at model seed 0 "
+        f"only, on the first {FULL.slow_pop_seeds} population seeds of every family by default "
+        "(5 cells per family: the fewest that can pass a one-sided paired Wilcoxon test of the "
+        "share at p < 0.05). "
         f"Here: {slow_share(plan) if ran_slow else ', '.join(SLOW) + ' not run'}.",
     ]
 

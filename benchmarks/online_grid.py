@@ -58,7 +58,7 @@ class Plan:
     users: int = 30
     ratings: int = 40
     methods: tuple[str, ...] = METHODS
-    slow_pop_seeds: int = 3  # population seeds (the grid's first) a slow peer runs on
+    slow_pop_seeds: int = 5  # population seeds (the grid's first) a slow peer runs on
 
     def cells(self, method: str) -> list[Cell]:
         """The method's cells: every one, or for a slow peer the first model seed's on the
