@@ -32,7 +32,8 @@ from scipy.stats import wilcoxon
 
 from benchmarks.harness import Report, arguments, md_table, run_pool
 from benchmarks.vectorize_users import SPEC, Truth, VectorizeUser, measure, users
-from engine.online import Feedback, OnlineEngine
+from engine.online import Feedback, OnlineEngine, OnlineModel, Rater, UserHistory
+from engine.online.front_prior import Front
 from engine.spec import load_spec
 from engine.store import EventStore
 
@@ -53,6 +54,7 @@ class Cell:
 @dataclass(frozen=True)
 class Outcome:
     cell: Cell
+    prior: np.ndarray  # per user: regret of the recommendation before any rating
     served: np.ndarray  # users x ratings: regret of each suggestion
     recommended: np.ndarray  # users x ratings: regret of the recommendation after each rating
 
@@ -68,6 +70,11 @@ def run_cell(cell: Cell) -> Outcome:
     data, truth = measurements()
     spec = load_spec(SPEC).model_copy(update={"seed": cell.model_seed})
     people = users(truth, cell.users, cell.pop_seed)
+    front = Front(data["explored"], spec.metrics, spec.weights()) if cell.start == "front" else None
+    before = OnlineModel(spec.search_space(), seed=spec.seed, front=front)  # the engine's model, unrated
+    prior = np.array(
+        [regret(truth, p, before.recommend(Rater(), UserHistory(), None, p.weights)[0]) for p in people]
+    )
     served = np.zeros((cell.users, cell.ratings))
     recommended = np.zeros((cell.users, cell.ratings))
     with tempfile.TemporaryDirectory() as tmp:
@@ -91,7 +98,7 @@ def run_cell(cell: Cell) -> Outcome:
                 preferred = engine.profile(spec.name, person.user_id)["contexts"]["default"]["preferred"]
                 recommended[i, r] = regret(truth, person, preferred)
         store.close()
-    return Outcome(cell, served, recommended)
+    return Outcome(cell, prior, served, recommended)
 
 
 def regret(truth: Truth, person: VectorizeUser, params: dict) -> float:
@@ -106,10 +113,12 @@ def to_good(recommended: np.ndarray) -> np.ndarray:
 
 
 def figures(o: Outcome) -> dict[str, np.ndarray]:
-    """Per user: what a user's first suggestion, their first ten and the recommendation
-    after 5 and after all ratings cost them, and how long it took to find a good one."""
+    """Per user: the model's best guess before any rating, what their first suggestion and
+    their first ten cost them, the recommendation after 5 and after all ratings, and how
+    long it took to find a good one."""
     last = o.recommended.shape[1] - 1
     return {
+        "recommendation before any rating": o.prior,
         "first suggestion": o.served[:, 0],
         "mean of the first 10 suggestions": o.served[:, :10].mean(1),
         "recommendation after 5 ratings": o.recommended[:, min(4, last)],
