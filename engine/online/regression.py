@@ -31,11 +31,12 @@ class PopulationModel:
     Weights ~ N(prior mean, weight_scale^2 I), rewards = features . weights +
     N(0, population_noise^2); only the posterior mean of the weights is used. The global
     model's prior mean is 0, or the offline front's utility surface when the experiment
-    has one (engine/online/front_prior.py). A context's is the global model fitted without the context's
-    own ratings (so no rating counts twice), its shape scaled by a pull in [0, 1] fitted
-    by marginal likelihood on the context's ratings (empirical Bayes, closed form; see
-    `_pulled`): contexts whose users like what other contexts like keep the global shape,
-    contexts that disagree drop it, and a context without ratings starts from it (pull 1).
+    has one (engine/online/front_prior.py). A context's is the global model fitted
+    without the context's own ratings (so no rating counts twice), its shape scaled by a
+    pull in [0, 1] fitted by marginal likelihood on the context's ratings (empirical
+    Bayes, closed form; see `_pulled`): contexts whose users like what other contexts like
+    keep the global shape, contexts that disagree drop it, and a context without ratings
+    starts from it (pull 1).
 
     Weights are refitted when the data has grown by a tenth (every point while small),
     and children with their parent: at moments fixed by the data alone, so replaying the
