@@ -2,8 +2,10 @@
 
 Defaults: the user level's amplitude and lengthscale chosen on tuning seeds over every
 population family (benchmarks/online_priors.py); the rest hand-set. What is fitted to each
-experiment's own data while it runs is the context models' pull towards the global model
-(engine/online/regression.py). See docs/online-model.md, 'Priors'.
+experiment's own data while it runs: the context models' pull towards the global model
+(engine/online/regression.py), the raters' bias and scale, and with a published offline
+front its surfaces and their scales (engine/online/front_prior.py). See
+docs/online-model.md, 'Priors'.
 """
 
 from __future__ import annotations
