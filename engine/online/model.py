@@ -130,7 +130,7 @@ class OnlineModel:
         phi = self.features(*self.encoding.encode(params))
         model = self._learning(context)
         predicted = float(phi @ model.weights())
-        calibrated = rater.calibrated(reward, self.priors)
+        calibrated = rater.calibrated(reward, self.global_model.priors)
         model.add(phi, calibrated)
         self.global_model.add(phi, calibrated)
         rater.add(reward - predicted)
@@ -199,7 +199,7 @@ class OnlineModel:
         """`posterior`, preceded by the fixed candidates' when `with_fixed` (their prior mean
         and lifted points are cached). The queried, rated and pending points go through each
         step together: one cosine, one distance product."""
-        prior, bias = self._context_mean(context), rater.bias(self.priors)
+        prior, bias = self._context_mean(context), rater.bias(self.global_model.priors)
         n, m = len(history), len(arms)
         points = np.concatenate([x, history.x.reshape(n, x.shape[1])])
         point_arms = np.concatenate([arms, history.arms])

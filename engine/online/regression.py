@@ -6,16 +6,19 @@ See docs/online-model.md, 'Global and context levels' and 'Memory and replay'.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 from scipy.linalg.blas import dsymm, dsymv, dsyrk
+from scipy.optimize import minimize
 
 from engine.online.priors import Priors
 
 __all__ = ["PopulationModel"]
 
 _FOLD_ROWS = 32  # ratings buffered before they enter a population model's precision matrix
+_HYPER_SD = 1.0  # sd of the log-normal hyperpriors on the noise and weight scale, around the defaults
 
 
 def _epoch(count: int) -> int:
@@ -29,7 +32,9 @@ class PopulationModel:
     and context levels of docs/online-model.md).
 
     Weights ~ N(prior mean, weight_scale^2 I), rewards = features . weights +
-    N(0, population_noise^2); only the posterior mean of the weights is used. The global
+    N(0, population_noise^2), both variances fitted to the global model's ratings by
+    marginal likelihood at each of its refits (`_fit_variances`; its contexts use them);
+    only the posterior mean of the weights is used. The global
     model's prior mean is 0, or the offline front's utility surface when the experiment
     has one (engine/online/front_prior.py). A context's is the global model fitted
     without the context's own ratings (so no rating counts twice), its shape scaled by a
@@ -67,7 +72,12 @@ class PopulationModel:
         metric, engine/online/front_prior.py); a context's is the global model's weights."""
         self.precision = np.zeros((size, size), order="F")  # upper triangle only (BLAS syrk)
         self.target = np.zeros(size)
+        self.squares = 0.0  # sum of the folded rewards' squares (the marginal likelihood needs it)
+        self.folded = 0
         self.count = 0
+        self.defaults = priors
+        # a root's noise and weight scale are refitted by marginal likelihood at each solve;
+        # its children use the root's
         self.priors = priors
         self.parent = parent
         self.children: list[PopulationModel] = []
@@ -126,6 +136,8 @@ class PopulationModel:
         if len(rows):
             self.precision = dsyrk(1.0, rows.T, beta=1.0, c=self.precision, overwrite_c=True)
             self.target += rows.T @ rewards
+            self.squares += float(rewards @ rewards)
+            self.folded += len(rewards)
 
     def weights(self) -> np.ndarray:
         """Posterior mean weights as of the last refit (the parent's before any data)."""
@@ -141,6 +153,11 @@ class PopulationModel:
             self._accumulate(self._rows[: self._buffered], self._rewards[: self._buffered])
             self._buffered = 0
 
+    def variances(self) -> tuple[float, float]:
+        """Rating noise and weight prior variances in force: the global model's, fitted."""
+        fitted = (self if self.parent is None else self.parent).priors
+        return fitted.population_noise**2, fitted.weight_scale**2
+
     def _held_out_weights(self) -> np.ndarray | None:
         """The parent's weights fitted without this model's ratings (None for the global
         model): from the parent's snapshot at its last refit minus this model's data as it
@@ -154,7 +171,7 @@ class PopulationModel:
                 self._held_out = self.parent.weights()
             else:
                 precision, target = snapshot
-                s2, t2 = self.priors.population_noise**2, self.priors.weight_scale**2
+                s2, t2 = self.variances()
                 a = (precision - self.precision) / s2
                 a[np.diag_indices_from(a)] += 1 / t2
                 factor = cho_factor(a, overwrite_a=True)  # upper triangles, like the matrices
@@ -163,7 +180,9 @@ class PopulationModel:
         return self._held_out
 
     def _solve(self) -> None:
-        s2, t2 = self.priors.population_noise**2, self.priors.weight_scale**2
+        if self.parent is None and self.folded:
+            self._fit_variances()
+        s2, t2 = self.variances()
         a = self.precision / s2  # Fortran order like LAPACK's: factorised in place
         a[np.diag_indices_from(a)] += 1 / t2
         factor = cho_factor(a, overwrite_a=True)
@@ -186,13 +205,61 @@ class PopulationModel:
                 child.in_snapshot = child.count
                 child._held_out = None
 
+    def _fit_variances(self) -> None:
+        """The global model's rating noise and weight scale by marginal likelihood (type-II
+        MAP, log-normal hyperpriors of sd _HYPER_SD around the defaults, so a model with few
+        ratings keeps them). Rewards r = y - F m are N(0, s^2 I + t^2 F F^T); with
+        F^T F = V diag(l) V^T, z = V^T F^T r and c = s^2 / t^2,
+        -2 log p = (r.r - sum z^2 / (c + l)) / s^2 + n log s^2 + sum log(1 + l / c),
+        O(size) per evaluation (and its gradient) after one eigendecomposition."""
+        eigvals, eigvecs = np.linalg.eigh(self.precision, UPLO="U")
+        eigvals = np.clip(eigvals, 0.0, None)
+        m = self.prior_mean
+        pm = dsymv(1.0, self.precision, m)
+        rr = max(self.squares - 2 * m @ self.target + m @ pm, 0.0)
+        z2 = (eigvecs.T @ (self.target - pm)) ** 2
+        n = self.folded
+        centre = np.log([self.defaults.population_noise, self.defaults.weight_scale])
+
+        def objective(log_sd: np.ndarray) -> tuple[float, np.ndarray]:
+            u, v = 2 * log_sd  # log s^2, log t^2
+            c = math.exp(u - v)
+            g = 1 / (c + eigvals)
+            fitted = float(z2 @ g)
+            quad = (rr - fitted) * math.exp(-u)
+            curvature = float(z2 @ g**2) * c * math.exp(-u)
+            spread = float(eigvals @ g)
+            value = 0.5 * (quad + n * u + float(np.log1p(eigvals / c).sum()))
+            d_u = 0.5 * (-quad + curvature + n - spread)
+            d_v = 0.5 * (-curvature + spread)
+            off = (log_sd - centre) / _HYPER_SD**2
+            value += 0.5 * float((log_sd - centre) @ off)
+            return value, 2 * np.array([d_u, d_v]) + off
+
+        low, high = centre - 4 * _HYPER_SD, centre + 4 * _HYPER_SD
+        x = minimize(
+            objective, centre, jac=True, method="L-BFGS-B", bounds=list(zip(low, high, strict=True))
+        ).x
+        # Newton steps on the exact gradient (Hessian by central differences): a stopping
+        # rule on function values leaves x off by ~1e-8, which ratings equal to rounding
+        # would turn into replicas that disagree
+        for _ in range(3):
+            step = 1e-5 * np.eye(2)
+            hessian = np.array([(objective(x + h)[1] - objective(x - h)[1]) / 2e-5 for h in step])
+            newton = np.clip(x - np.linalg.solve(hessian, objective(x)[1]), low, high)
+            if not np.isfinite(newton).all():
+                break
+            x = newton
+        noise, scale = np.exp(x)
+        self.priors = replace(self.priors, population_noise=float(noise), weight_scale=float(scale))
+
     def _fit_scales(self, factor: tuple[np.ndarray, bool]) -> None:
         """The prior basis' scales by marginal likelihood, as `_pulled` fits the pull: the
         rewards are N(F B scales, s^2 I + t^2 F F^T), Gaussian in the scales, so with a
         N(1, I) prior their most likely value solves a k x k system (clipped at 0).
         An offline metric's scale says how many reward units its score is worth in
         ratings: a column the ratings say nothing of keeps scale 1."""
-        s2 = self.priors.population_noise**2
+        s2 = self.variances()[0]
         basis = self.prior_basis
         rows = dsymm(1.0, self.precision, basis)  # F^T F B (upper triangle stored)
         solved = cho_solve(factor, rows)
@@ -212,7 +279,7 @@ class PopulationModel:
         the solve needs anyway. A N(1, 1) prior on the pull keeps a context with few
         ratings near the global shape; the result is clipped to [0, 1].
         """
-        s2 = self.priors.population_noise**2
+        s2 = self.variances()[0]
         level = np.zeros_like(held_out)
         if self.constants:
             level[-self.constants :] = held_out[-self.constants :]

@@ -262,11 +262,12 @@ class OnlineEngine:
                 "expected_reward": mean,
                 "confidence": float(max(0.0, 1.0 - std / exp.model.prior_std)),
             }
+        fitted = exp.model.global_model.priors
         return {
             "user_id": user_id,
             "samples": sum(len(h) for h in user.histories.values()),
             "weights": user.weights or exp.spec.weights(),
-            "calibration": {"bias": rater.bias(exp.model.priors), "scale": rater.scale(exp.model.priors)},
+            "calibration": {"bias": rater.bias(fitted), "scale": rater.scale(fitted)},
             # the published offline settings best under the user's weights, if any were published
             "front_preferred": exp.model.front.preferred(user.weights) if exp.model.front else None,
             "contexts": contexts,

@@ -4,7 +4,7 @@ pulled by a factor fitted by marginal likelihood (engine/online/regression.py)."
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import minimize_scalar
+from scipy.optimize import minimize, minimize_scalar
 from scipy.stats import multivariate_normal, norm
 
 from engine.online import Priors
@@ -12,13 +12,15 @@ from engine.online.features import RandomFourierFeatures
 from engine.online.regression import PopulationModel, _epoch
 
 PRIORS = Priors()
-S2, T2 = PRIORS.population_noise**2, PRIORS.weight_scale**2
 
 
-def ridge(phis: np.ndarray, rewards: np.ndarray, prior: np.ndarray) -> np.ndarray:
+def ridge(
+    phis: np.ndarray, rewards: np.ndarray, prior: np.ndarray, variances: tuple[float, float]
+) -> np.ndarray:
     """The posterior mean of Bayesian linear regression, by the textbook formula."""
-    a = phis.T @ phis / S2 + np.eye(phis.shape[1]) / T2
-    return np.linalg.solve(a, phis.T @ rewards / S2 + prior / T2)
+    s2, t2 = variances
+    a = phis.T @ phis / s2 + np.eye(phis.shape[1]) / t2
+    return np.linalg.solve(a, phis.T @ rewards / s2 + prior / t2)
 
 
 def test_a_context_starts_from_the_others_ratings_and_fits_its_pull_by_marginal_likelihood() -> None:
@@ -34,11 +36,12 @@ def test_a_context_starts_from_the_others_ratings_and_fits_its_pull_by_marginal_
         parent.add(phi, reward)
     weights = one.weights()  # solved now, against the parent's refit on every rating
 
-    held_out = ridge(phis[~mine], rewards[~mine], np.zeros(size))  # no rating of its own
+    variances = parent.variances()  # fitted at the parent's last refit, used by its contexts
+    held_out = ridge(phis[~mine], rewards[~mine], np.zeros(size), variances)  # no rating of its own
     level = np.where(np.arange(size) >= size - constants, held_out, 0.0)
     shape = held_out - level
     f, y = phis[mine], rewards[mine]
-    cov = S2 * np.eye(len(y)) + T2 * f @ f.T  # the weights integrated out
+    cov = variances[0] * np.eye(len(y)) + variances[1] * f @ f.T  # the weights integrated out
 
     def minus_log_posterior(pull: float) -> float:
         likelihood = multivariate_normal(f @ (level + pull * shape), cov).logpdf(y)
@@ -46,7 +49,7 @@ def test_a_context_starts_from_the_others_ratings_and_fits_its_pull_by_marginal_
 
     best = minimize_scalar(minus_log_posterior, bounds=(0.0, 1.0), method="bounded", options={"xatol": 1e-10})
     assert abs(one.pull - best.x) < 1e-6
-    np.testing.assert_allclose(weights, ridge(f, y, level + best.x * shape), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(weights, ridge(f, y, level + best.x * shape, variances), rtol=1e-6, atol=1e-9)
 
 
 def bump_ratings(
@@ -73,3 +76,49 @@ def test_contexts_that_like_what_the_others_like_keep_the_global_shape_and_other
         model.weights()
     assert contexts["b"].pull < 0.3
     assert contexts["a"].pull > 0.7 and contexts["c"].pull > 0.7
+
+
+def test_the_global_models_noise_and_weight_scale_maximise_the_marginal_likelihood() -> None:
+    """Type-II MAP with log-normal hyperpriors (sd 1) around the defaults: checked against a
+    brute-force maximisation of SciPy's multivariate normal density."""
+    rng = np.random.default_rng(11)
+    size, n = 6, 40
+    phis = rng.normal(size=(n, size))
+    rewards = phis @ rng.normal(0, 0.3, size) + rng.normal(0, 0.2, n)
+    model = PopulationModel(size, PRIORS)
+    for phi, reward in zip(phis, rewards, strict=True):
+        model.add(phi, reward)
+    model.refit()
+    centre = np.log([PRIORS.population_noise, PRIORS.weight_scale])
+
+    def minus_log_posterior(log_sd: np.ndarray) -> float:
+        s2, t2 = np.exp(2 * log_sd)
+        likelihood = multivariate_normal(np.zeros(n), s2 * np.eye(n) + t2 * phis @ phis.T).logpdf(rewards)
+        return -(likelihood + norm(centre, 1.0).logpdf(log_sd).sum())
+
+    options = {"xatol": 1e-10, "fatol": 1e-12}
+    best = minimize(minus_log_posterior, centre, method="Nelder-Mead", options=options)
+    np.testing.assert_allclose(np.sqrt(model.variances()), np.exp(best.x), rtol=1e-6)
+    assert np.sqrt(model.variances()[0]) < 0.3  # the data's noise (0.2), not the default (0.45)
+    s2, t2 = model.variances()
+    np.testing.assert_allclose(model.weights(), ridge(phis, rewards, np.zeros(size), (s2, t2)), rtol=1e-8)
+
+
+def test_the_fitted_noise_follows_the_ratings_and_the_contexts_use_it() -> None:
+    """With many ratings the population levels' noise is the ratings' own, whatever the
+    default, and a context model solves with the global model's fitted values."""
+    rng = np.random.default_rng(5)
+    features = RandomFourierFeatures(1, 1, PRIORS, rng)
+    for noise in (0.15, 0.7):
+        parent = PopulationModel(features.size, PRIORS)
+        child = PopulationModel(features.size, PRIORS, parent, constants=1)
+        phis, rewards = bump_ratings(features, 0.4, 1500, rng)
+        rewards += rng.normal(0, noise, len(rewards))  # on top of bump_ratings' own 0.3
+        for phi, reward in zip(phis, rewards, strict=True):
+            child.add(phi, reward)
+            parent.add(phi, reward)
+        parent.refit()
+        child.weights()
+        fitted = np.sqrt(parent.variances()[0])
+        assert abs(fitted - np.hypot(noise, 0.3)) < 0.1 * np.hypot(noise, 0.3)
+        assert child.variances() == parent.variances()

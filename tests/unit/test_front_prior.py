@@ -36,7 +36,6 @@ FAITHFUL = np.array([0.2, 0.8])  # where quality peaks, in mode "spline"
 FAST = np.array([0.8, 0.3])  # where tracing is fastest, in mode "polygon"
 SPEED_FIRST = {"quality": 0.1, "speed": 0.9}
 PRIORS = Priors()
-S2, T2 = PRIORS.population_noise**2, PRIORS.weight_scale**2
 
 
 def measured(x: np.ndarray, mode: str) -> dict[str, float]:
@@ -167,7 +166,8 @@ def test_the_fronts_scales_maximise_the_ratings_marginal_likelihood() -> None:
     for phi, reward in zip(phis, rewards, strict=True):
         model.add(phi, reward)
     model.refit()
-    cov = S2 * np.eye(n) + T2 * phis @ phis.T
+    s2, t2 = model.variances()  # fitted at this refit, before the scales
+    cov = s2 * np.eye(n) + t2 * phis @ phis.T
 
     def minus_log_posterior(scales: np.ndarray) -> float:
         likelihood = multivariate_normal(phis @ basis @ scales, cov).logpdf(rewards)
@@ -178,7 +178,7 @@ def test_the_fronts_scales_maximise_the_ratings_marginal_likelihood() -> None:
     )
     np.testing.assert_allclose(model.scales, best.x, rtol=1e-5)
     assert model.scales[0] > 2  # the ratings say the first column is worth about 3 of its units
-    a = phis.T @ phis / S2 + np.eye(size) / T2
+    a = phis.T @ phis / s2 + np.eye(size) / t2
     np.testing.assert_allclose(
-        model.weights(), np.linalg.solve(a, phis.T @ rewards / S2 + basis @ best.x / T2), rtol=1e-6
+        model.weights(), np.linalg.solve(a, phis.T @ rewards / s2 + basis @ best.x / t2), rtol=1e-6
     )

@@ -109,8 +109,8 @@ def test_population_refits_see_every_buffered_rating() -> None:
         before = model.weights()
         model.add(phis[k], rewards[k])
         if model.weights() is not before:  # a refit: all k + 1 ratings must be in
-            s2 = priors.population_noise**2
-            a = phis[: k + 1].T @ phis[: k + 1] / s2 + np.eye(6) / priors.weight_scale**2
+            s2, t2 = model.variances()  # fitted on the same ratings
+            a = phis[: k + 1].T @ phis[: k + 1] / s2 + np.eye(6) / t2
             expected = np.linalg.solve(a, phis[: k + 1].T @ rewards[: k + 1] / s2)
             np.testing.assert_allclose(model.weights(), expected, rtol=1e-9, atol=1e-12)
             refits += 1
