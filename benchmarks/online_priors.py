@@ -1,16 +1,19 @@
-"""Which user-level amplitude and lengthscale should the online model default to? Chosen on tuning seeds
-that the convergence benchmark (benchmarks.online, seeds 0-4) never uses, over every
-population family; and what type-II maximum likelihood would have chosen instead.
+"""Which constants should the online model default to? Each chosen on tuning seeds that the
+convergence benchmark (benchmarks.online, seeds 0-4) never uses, over every population
+family; and what type-II maximum likelihood would have chosen for the user level's amplitude.
 
-    .venv/bin/python -m benchmarks.online_priors [--amplitudes 0.35 0.6 0.8 1.0]
-        [--lengthscales 0.15 0.2]
+    .venv/bin/python -m benchmarks.online_priors [--sweep user_amplitude=0.8,1.2 noise=0.2,0.45 ...]
         [--pop-seeds 10 11 12] [--model-seeds 10 11 12] [--out benchmarks/results/online-priors.md]
 
-For each candidate pair (`Priors.user_amplitude`, `Priors.lengthscale`), ours runs every
-family's grid of tuning cells (30 users x 40 ratings, as benchmarks/online_grid.py runs
-them); the report gives, per family, the share of users reaching 4.5 true expected stars
-within 40 ratings (mean over cells) and the worst cell. The default is the candidate with
-the highest mean share over families (ties: the higher worst cell): with 9 cells per
+The population levels' noise and weight scale are not here: they are fitted to each
+experiment's ratings by marginal likelihood (engine/online/regression.py). Every other
+constant of `Priors` is swept one at a time around the defaults: the defaults, then each
+`--sweep` value of one constant with the rest at their defaults. For each candidate, ours
+runs every family's grid of tuning cells (30 users x 40 ratings, as
+benchmarks/online_grid.py runs them); the report gives, per family, the share of users
+reaching 4.5 true expected stars within 40 ratings (mean over cells) and the worst cell,
+and the median ratings to reach it. A value beats the default when its mean share over
+families is higher (ties: fewer ratings, then the higher worst cell): with 9 cells per
 family a worst cell moves by a user or two between neighbouring candidates.
 
 Then, per family, ours runs one tuning cell at the default priors and the users' residuals
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import numpy as np
 from scipy.stats import multivariate_normal
@@ -31,6 +34,7 @@ from scipy.stats import multivariate_normal
 from benchmarks.harness import Report, arguments, md_table, run_pool
 from benchmarks.online_grid import Cell, Job, Outcome, describe, run_job
 from benchmarks.online_methods import Ours
+from benchmarks.online_report import to_target
 from engine.online import Priors, UserHistory
 from engine.sim import TARGET_STARS
 from objectives.families import FAMILIES, family
@@ -68,55 +72,75 @@ def log_likelihoods(fam: str, pop_seed: int, model_seed: int, amplitudes: Sequen
     return total
 
 
+SWEEP = (
+    "user_amplitude=0.8,1.2",
+    "lengthscale=0.15,0.25",
+    "noise=0.2,0.45",
+    "arm_offset=0.15,0.5",
+    "arm_share=0.6,0.95",
+    "half_life=25,100",
+    "bias_shrinkage=1,10",
+)
+
+
+def sweep(specs: Sequence[str]) -> list[tuple[str, Priors]]:
+    """The defaults, then one constant changed at a time: (label, priors) pairs."""
+    defaults = Priors()
+    names = {f.name for f in fields(Priors)}
+    candidates = [("defaults", defaults)]
+    for spec in specs:
+        name, _, values = spec.partition("=")
+        if name not in names or not values:
+            raise SystemExit(f"--sweep {spec!r}: expected NAME=V1,V2 with NAME one of {sorted(names)}")
+        kind = type(getattr(defaults, name))
+        candidates += [
+            (f"{name} = {v}", replace(defaults, **{name: kind(float(v))})) for v in values.split(",")
+        ]
+    return candidates
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = arguments(__doc__, "online-priors.md")
-    parser.add_argument("--amplitudes", type=float, nargs="+", default=[0.35, 0.6, 0.8, 1.0])
-    parser.add_argument("--lengthscales", type=float, nargs="+", default=[0.15, 0.2])
+    parser.add_argument("--sweep", nargs="+", default=list(SWEEP), metavar="NAME=V1,V2")
     parser.add_argument("--pop-seeds", type=int, nargs="+", default=[10, 11, 12])
     parser.add_argument("--model-seeds", type=int, nargs="+", default=[10, 11, 12])
     args = parser.parse_args(argv)
-    amplitudes: list[float] = args.amplitudes
+    candidates = sweep(args.sweep)
     cells = [Cell(f, p, m) for f in FAMILIES for p in args.pop_seeds for m in args.model_seeds]
-    candidates = [
-        replace(Priors(), user_amplitude=a, lengthscale=ls) for a in amplitudes for ls in args.lengthscales
-    ]
-    jobs = [Job(c, "ours", USERS, RATINGS, priors) for priors in candidates for c in cells]
+    jobs = [Job(c, "ours", USERS, RATINGS, priors) for _, priors in candidates for c in cells]
     report = Report(
-        "Online priors: the user level's amplitude, chosen on tuning seeds",
+        "Online priors: the model's constants, chosen on tuning seeds",
         ["numpy", "scipy"],
         [
             f"tuning cells: every family x population seeds {args.pop_seeds} x model seeds "
             f"{args.model_seeds} (benchmarks.online uses seeds 0-4)",
-            f"{USERS} users x {RATINGS} ratings per cell; candidates user_amplitude = {amplitudes}"
-            f" x lengthscale = {args.lengthscales}",
+            f"{USERS} users x {RATINGS} ratings per cell; the defaults ({Priors()}), then one at a"
+            f" time: {' '.join(args.sweep)}",
         ],
     )
     outcomes = run_pool(run_job, jobs, describe)
     share: dict[tuple[Priors, str], list[float]] = {}
+    ratings: dict[Priors, list[float]] = {}
     for out in outcomes:
         assert out.job.priors is not None
         share.setdefault((out.job.priors, out.job.cell.family), []).append(reaching(out))
+        ratings.setdefault(out.job.priors, []).append(float(np.median(to_target(out.recommended["ours"]))))
     rows, score = [], {}
-    for priors in candidates:
+    for label, priors in candidates:
         means = [100 * np.mean(share[(priors, f)]) for f in FAMILIES]
         worst = [100 * min(share[(priors, f)]) for f in FAMILIES]
-        score[priors] = (round(float(np.mean(means))), min(worst))
+        typical = float(np.median(ratings[priors]))
+        score[label] = (round(float(np.mean(means))), -typical, min(worst))
         cols = [f"{m:.0f} / {w:.0f}" for m, w in zip(means, worst, strict=True)]
-        name = [f"{priors.user_amplitude:g}", f"{priors.lengthscale:g}"]
-        rows.append([*name, *cols, f"{np.mean(means):.0f}", f"{min(worst):.0f}"])
+        rows.append([label, *cols, f"{np.mean(means):.0f}", f"{min(worst):.0f}", f"{typical:g}"])
     title = "## Share of users reaching the target within 40 ratings, % (mean over cells / worst cell)"
-    report.add([title, ""])
-    report.add(md_table(["user_amplitude", "lengthscale", *FAMILIES, "mean", "worst"], rows))
-    chosen = max(candidates, key=lambda priors: score[priors])
-    report.add(
-        [
-            "",
-            f"Chosen: user_amplitude = {chosen.user_amplitude:g}, lengthscale = {chosen.lengthscale:g}"
-            " (highest mean share, then worst cell).",
-            "",
-        ]
-    )
+    report.add([title, "", "ratings: median over cells of the cell's median ratings to the target.", ""])
+    report.add(md_table(["candidate", *FAMILIES, "mean", "worst", "ratings"], rows))
+    better = [label for label, _ in candidates[1:] if score[label] > score["defaults"]]
+    verdict = ", ".join(better) if better else "none: every default holds"
+    report.add(["", f"Better than the defaults (mean share, then ratings, then worst cell): {verdict}.", ""])
 
+    amplitudes = sorted({priors.user_amplitude for _, priors in candidates})
     likelihood_rows = []
     for f in FAMILIES:
         ll = log_likelihoods(f, args.pop_seeds[0], args.model_seeds[0], amplitudes)
