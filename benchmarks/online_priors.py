@@ -12,9 +12,10 @@ constant of `Priors` is swept one at a time around the defaults: the defaults, t
 runs every family's grid of tuning cells (30 users x 40 ratings, as
 benchmarks/online_grid.py runs them); the report gives, per family, the share of users
 reaching 4.5 true expected stars within 40 ratings (mean over cells) and the worst cell,
-and the median ratings to reach it. A value beats the default when its mean share over
-families is higher (ties: fewer ratings, then the higher worst cell): with 9 cells per
-family a worst cell moves by a user or two between neighbouring candidates.
+and the median ratings to reach it. A value beats the default only when a paired test over
+the tuning cells says so (two-sided Wilcoxon, p < 0.05, on the share or the ratings, the
+other not significantly worse): a point of mean share is two or three users a family, and
+a worst cell moves by a user or two between neighbouring candidates.
 
 Then, per family, ours runs one tuning cell at the default priors and the users' residuals
 from their context's model (and their rater bias) are scored under the user GP's prior at
@@ -29,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import fields, replace
 
 import numpy as np
-from scipy.stats import multivariate_normal
+from scipy.stats import multivariate_normal, wilcoxon
 
 from benchmarks.harness import Report, arguments, md_table, run_pool
 from benchmarks.online_grid import Cell, Job, Outcome, describe, run_job
@@ -83,6 +84,13 @@ SWEEP = (
 )
 
 
+def paired(diffs: Sequence[float]) -> tuple[float, float]:
+    """Mean difference over cells and its two-sided Wilcoxon signed-rank p (1 when all tie)."""
+    if not any(diffs):
+        return 0.0, 1.0
+    return float(np.mean(diffs)), float(wilcoxon(diffs).pvalue)
+
+
 def sweep(specs: Sequence[str]) -> list[tuple[str, Priors]]:
     """The defaults, then one constant changed at a time: (label, priors) pairs."""
     defaults = Priors()
@@ -119,26 +127,48 @@ def main(argv: Sequence[str] | None = None) -> None:
         ],
     )
     outcomes = run_pool(run_job, jobs, describe)
-    share: dict[tuple[Priors, str], list[float]] = {}
-    ratings: dict[Priors, list[float]] = {}
+    share: dict[tuple[Priors, Cell], float] = {}
+    ratings: dict[tuple[Priors, Cell], float] = {}
     for out in outcomes:
         assert out.job.priors is not None
-        share.setdefault((out.job.priors, out.job.cell.family), []).append(reaching(out))
-        ratings.setdefault(out.job.priors, []).append(float(np.median(to_target(out.recommended["ours"]))))
-    rows, score = [], {}
+        share[(out.job.priors, out.job.cell)] = 100 * reaching(out)
+        ratings[(out.job.priors, out.job.cell)] = float(np.median(to_target(out.recommended["ours"])))
+    defaults = candidates[0][1]
+    rows, better = [], []
     for label, priors in candidates:
-        means = [100 * np.mean(share[(priors, f)]) for f in FAMILIES]
-        worst = [100 * min(share[(priors, f)]) for f in FAMILIES]
-        typical = float(np.median(ratings[priors]))
-        score[label] = (round(float(np.mean(means))), -typical, min(worst))
-        cols = [f"{m:.0f} / {w:.0f}" for m, w in zip(means, worst, strict=True)]
-        rows.append([label, *cols, f"{np.mean(means):.0f}", f"{min(worst):.0f}", f"{typical:g}"])
+        by_family = [[share[(priors, c)] for c in cells if c.family == f] for f in FAMILIES]
+        cols = [f"{np.mean(v):.0f} / {min(v):.0f}" for v in by_family]
+        typical = float(np.median([ratings[(priors, c)] for c in cells]))
+        row = [label, *cols, f"{np.mean([share[(priors, c)] for c in cells]):.1f}"]
+        row += [f"{min(min(v) for v in by_family):.0f}", f"{typical:g}"]
+        if priors == defaults:
+            rows.append([*row, "", ""])
+            continue
+        tests = [
+            paired([table[(priors, c)] - table[(defaults, c)] for c in cells]) for table in (share, ratings)
+        ]
+        (d_share, p_share), (d_ratings, p_ratings) = tests
+        rows.append([*row, f"{d_share:+.1f} (p = {p_share:.2g})", f"{d_ratings:+.2f} (p = {p_ratings:.2g})"])
+        share_up, share_down = p_share < 0.05 and d_share > 0, p_share < 0.05 and d_share < 0
+        faster, slower = p_ratings < 0.05 and d_ratings < 0, p_ratings < 0.05 and d_ratings > 0
+        if (share_up and not slower) or (faster and not share_down):
+            better.append(label)
     title = "## Share of users reaching the target within 40 ratings, % (mean over cells / worst cell)"
-    report.add([title, "", "ratings: median over cells of the cell's median ratings to the target.", ""])
-    report.add(md_table(["candidate", *FAMILIES, "mean", "worst", "ratings"], rows))
-    better = [label for label, _ in candidates[1:] if score[label] > score["defaults"]]
+    notes = [
+        title,
+        "",
+        "mean, worst: over every family's cells; ratings: median over cells of the cell's median",
+        "ratings to the target; against the defaults: mean difference over the cells and the",
+        "two-sided paired Wilcoxon p over them.",
+        "",
+    ]
+    report.add(notes)
+    head = ["candidate", *FAMILIES, "mean", "worst", "ratings", "share vs defaults", "ratings vs defaults"]
+    report.add(md_table(head, rows))
     verdict = ", ".join(better) if better else "none: every default holds"
-    report.add(["", f"Better than the defaults (mean share, then ratings, then worst cell): {verdict}.", ""])
+    report.add(
+        ["", f"Better than the defaults (share or ratings at p < 0.05, the other not worse): {verdict}.", ""]
+    )
 
     amplitudes = sorted({priors.user_amplitude for _, priors in candidates})
     likelihood_rows = []

@@ -52,21 +52,21 @@ class Candidates:
         noise = rng.normal(0, LOCAL_STD, (len(top), history.x.shape[1]))
         return np.clip(history.x[top] + noise, 0, 1), history.arms[top]
 
-    def choose(
-        self,
-        arms: np.ndarray,
-        mean: np.ndarray,
-        std: np.ndarray,
-        rng: np.random.Generator,
-        beta: float,
-        excluded: Sequence[int] = (),
-    ) -> int:
-        """UCB within each arm, Thompson sampling between arms: the index of the pick, never
-        one of `excluded` (an arm with every candidate excluded takes no part)."""
+    def arm_best(
+        self, arms: np.ndarray, mean: np.ndarray, std: np.ndarray, beta: float, excluded: Sequence[int] = ()
+    ) -> np.ndarray:
+        """UCB within each arm: each arm's best candidate, never one of `excluded` (an arm
+        with every candidate excluded takes no part)."""
         ucb = mean + beta * std
         ucb[list(excluded)] = -np.inf
         best = np.where(arms == self.arm_ids, ucb, -np.inf).argmax(1)  # each arm's first best
-        if excluded:
-            best = best[np.isfinite(ucb[best])]
-        draws = [rng.normal(mean[i], std[i]) for i in best]
-        return int(best[draws.index(max(draws))])  # the first arm with the best draw
+        return best[np.isfinite(ucb[best])] if excluded else best
+
+    @staticmethod
+    def thompson(mean: np.ndarray, cov: np.ndarray, rng: np.random.Generator) -> int:
+        """Thompson sampling between arms: one joint draw of the user's rewards at each arm's
+        best candidate (correlated as the user's posterior says: arms share most of a
+        taste's shape), the position of the highest."""
+        eigvals, eigvecs = np.linalg.eigh(cov)
+        draws = mean + eigvecs @ (np.sqrt(np.clip(eigvals, 0.0, None)) * rng.standard_normal(len(mean)))
+        return int(np.argmax(draws))

@@ -252,14 +252,18 @@ class OnlineModel:
         beta: float = 1.0,
         weights: Mapping[str, float] | None = None,
     ) -> dict[str, Any]:
-        """UCB within each arm, Thompson sampling between arms; never the settings of one of
+        """UCB within each arm, Thompson sampling between arms (one joint draw from the
+        user's posterior at each arm's best candidate); never the settings of one of
         the user's pending suggestions (their fantasies lower the mean there, but a peaked
         population mean can still win: a repeat is then skipped for the next best).
         `weights`: the user's own preference weights, if they set some."""
         x, arms, mean, std = self._scored(rater, history, context, rng, pending, weights)
+        fantasies = [self.encoding.encode(p) for p in pending]
         excluded: list[int] = []
         while True:
-            choice = self.candidates.choose(arms, mean, std, rng, beta, excluded)
+            best = self.candidates.arm_best(arms, mean, std, beta, excluded)
+            cov = self.user_kernel.covariance(x[best], arms[best], history, fantasies)
+            choice = int(best[self.candidates.thompson(mean[best], cov, rng)])
             params = self.encoding.decode(x[choice], int(arms[choice]))
             if params not in pending or len(excluded) + 1 >= len(arms):
                 return params

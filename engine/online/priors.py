@@ -1,11 +1,11 @@
 """The online model's constants: kernel shape, noise levels and shrinkage, in reward units.
 
-Defaults: the user level's amplitude and lengthscale chosen on tuning seeds over every
-population family (benchmarks/online_priors.py); the rest hand-set. What is fitted to each
-experiment's own data while it runs: the context models' pull towards the global model
-(engine/online/regression.py), the raters' bias and scale, and with a published offline
-front its surfaces and their scales (engine/online/front_prior.py). See
-docs/online-model.md, 'Priors'.
+Defaults chosen on tuning seeds over every population family (benchmarks/online_priors.py).
+What is fitted to each experiment's own data while it runs: the population levels' noise and
+weight scale (the defaults here are only their hyperpriors' centres) and the context models'
+pull towards the global model (engine/online/regression.py), the raters' bias and scale,
+and with a published offline front its surfaces and their scales
+(engine/online/front_prior.py). See docs/online-model.md, 'Priors'.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ class Priors:
     arm_offset: float = 0.3  # prior std of a user's own offset for an arm (e.g. a provider)
     user_amplitude: float = 1.0  # how far a user's taste departs from the context's
     noise: float = 0.3  # rating noise
-    population_noise: float = 0.45  # rating noise plus between-user spread
-    weight_scale: float = 1.0  # prior std of the population model's weights
+    population_noise: float = 0.45  # rating noise plus between-user spread (hyperprior centre; fitted)
+    weight_scale: float = 1.0  # prior std of the population model's weights (hyperprior centre; fitted)
     bias_shrinkage: float = 3.0  # pseudo-ratings pulling a user's bias towards 0
     half_life: float = 50.0  # ratings after which an old one counts half
     features: int = 96  # random Fourier frequencies (each block of a feature vector has as many)

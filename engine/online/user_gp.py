@@ -115,7 +115,59 @@ class UserKernel:
         The rest of `points` are the user's rated ones, oldest first, with their
         `residual`s; `pending` (encoded) are added as fantasies.
         """
-        priors, m, n = self.priors, n_queried, len(residual)
+        points, point_arms, residual, noise = self._conditioning(points, point_arms, residual, pending)
+        m = n_queried
+        left, right = lifted(points, self.g)
+        if fixed_left is not None:
+            left = np.concatenate([fixed_left, left])
+        rbf = np.exp(left @ right[m:].T)  # rows: fixed, queried, then the conditioning points
+        n_cond = len(residual)
+        gp = UserGP(self.priors, self.arm_ids, rbf[-n_cond:], point_arms[m:], residual, noise)
+        w = gp.whitened(rbf[:-n_cond])  # points x arms x n_cond
+        at_queried = w[len(w) - m :][np.arange(m), point_arms[:m]]
+        if fixed_left is not None:
+            at_queried = np.concatenate([w[: len(w) - m].reshape(-1, n_cond), at_queried])
+        return gp.moments(at_queried)
+
+    def covariance(
+        self,
+        x: np.ndarray,
+        arms: np.ndarray,
+        history: UserHistory,
+        pending: Sequence[tuple[np.ndarray, int]],
+    ) -> np.ndarray:
+        """The user's posterior covariance between the points (x, arms): how much what they
+        think of one tells of the others (ratings' values do not matter, only where they are)."""
+        m = len(arms)
+        points = np.concatenate([x, history.x.reshape(len(history), x.shape[1])])
+        point_arms = np.concatenate([arms, history.arms])
+        points, point_arms, residual, noise = self._conditioning(
+            points, point_arms, np.zeros(len(history)), pending
+        )
+        left, right = lifted(points, self.g)
+        rbf = np.exp(left @ right.T)
+        same = arms[:, None] == arms[None]
+        amp2 = self.priors.user_amplitude**2
+        prior = (
+            rbf[:m, :m] * np.where(same, amp2, amp2 * self.priors.arm_share)
+            + self.priors.arm_offset**2 * same
+        )
+        if len(residual) == 0:
+            return prior
+        gp = UserGP(self.priors, self.arm_ids, rbf[m:, m:], point_arms[m:], residual, noise)
+        w = gp.whitened(rbf[:m, m:])[np.arange(m), arms]
+        return prior - w @ w.T
+
+    def _conditioning(
+        self,
+        points: np.ndarray,
+        point_arms: np.ndarray,
+        residual: np.ndarray,
+        pending: Sequence[tuple[np.ndarray, int]],
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The last len(residual) points are the rated ones, oldest first: with the pending
+        ones appended as fantasies, the points, arms, residuals and noise variances."""
+        priors, n = self.priors, len(residual)
         # recency: an older rating is a noisier one, its variance doubling every half_life ratings
         noise = priors.noise**2 * np.exp2(np.arange(n - 1, -1, -1) / priors.half_life)
         if pending:
@@ -126,14 +178,4 @@ class UserKernel:
             # this user moves elsewhere until its real rating arrives
             residual = np.concatenate([residual, np.full(len(pa), -priors.user_amplitude)])
             noise = np.concatenate([noise, np.full(len(pa), priors.noise**2)])
-        left, right = lifted(points, self.g)
-        if fixed_left is not None:
-            left = np.concatenate([fixed_left, left])
-        rbf = np.exp(left @ right[m:].T)  # rows: fixed, queried, then the conditioning points
-        n_cond = len(residual)
-        gp = UserGP(priors, self.arm_ids, rbf[-n_cond:], point_arms[m:], residual, noise)
-        w = gp.whitened(rbf[:-n_cond])  # points x arms x n_cond
-        at_queried = w[len(w) - m :][np.arange(m), point_arms[:m]]
-        if fixed_left is not None:
-            at_queried = np.concatenate([w[: len(w) - m].reshape(-1, n_cond), at_queried])
-        return gp.moments(at_queried)
+        return points, point_arms, residual, noise

@@ -82,13 +82,16 @@ def test_the_global_models_noise_and_weight_scale_maximise_the_marginal_likeliho
     """Type-II MAP with log-normal hyperpriors (sd 1) around the defaults: checked against a
     brute-force maximisation of SciPy's multivariate normal density."""
     rng = np.random.default_rng(11)
-    size, n = 6, 40
-    phis = rng.normal(size=(n, size))
-    rewards = phis @ rng.normal(0, 0.3, size) + rng.normal(0, 0.2, n)
+    size = 6
+    phis = rng.normal(size=(40, size))
+    rewards = phis @ rng.normal(0, 0.3, size) + rng.normal(0, 0.2, 40)
+    all_of_them = phis, rewards
     model = PopulationModel(size, PRIORS)
     for phi, reward in zip(phis, rewards, strict=True):
         model.add(phi, reward)
-    model.refit()
+    n = model.fitted_on  # fitted at a refit once the data had doubled since the last fit
+    assert 20 <= n <= 40
+    phis, rewards = phis[:n], rewards[:n]
     centre = np.log([PRIORS.population_noise, PRIORS.weight_scale])
 
     def minus_log_posterior(log_sd: np.ndarray) -> float:
@@ -100,8 +103,10 @@ def test_the_global_models_noise_and_weight_scale_maximise_the_marginal_likeliho
     best = minimize(minus_log_posterior, centre, method="Nelder-Mead", options=options)
     np.testing.assert_allclose(np.sqrt(model.variances()), np.exp(best.x), rtol=1e-6)
     assert np.sqrt(model.variances()[0]) < 0.3  # the data's noise (0.2), not the default (0.45)
+    model.refit()
     s2, t2 = model.variances()
-    np.testing.assert_allclose(model.weights(), ridge(phis, rewards, np.zeros(size), (s2, t2)), rtol=1e-8)
+    assert model.fitted_on == n  # not refitted before the data doubles again
+    np.testing.assert_allclose(model.weights(), ridge(*all_of_them, np.zeros(size), (s2, t2)), rtol=1e-8)
 
 
 def test_the_fitted_noise_follows_the_ratings_and_the_contexts_use_it() -> None:

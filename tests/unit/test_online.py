@@ -159,3 +159,35 @@ def test_utility_scores_the_specs_metrics_by_name_direction_and_reference() -> N
     assert judged_metric(ssim) == "ssim"
     assert metric_score(0.8, ssim[0]) == pytest.approx(0.8)
     assert utility(Feedback(rating=5, metrics={"ssim": 0.6}), ssim, {"ssim": 1.0}) == pytest.approx(0.8)
+
+
+def test_thompson_draws_between_arms_share_the_users_posterior_covariance() -> None:
+    """The joint draw between arms uses the user GP's posterior covariance (rated and pending
+    points conditioned on): checked against the textbook GP formula, and its diagonal
+    against the std the UCB step sees."""
+    model, rng = OnlineModel(GENAI, seed=2), np.random.default_rng(4)
+    user = population(1, seed=8)[0]
+    rater, history = Rater(), UserHistory()
+    for _ in range(9):
+        params = model.suggest(rater, history, CONTEXT, rng)
+        model.observe(rater, history, CONTEXT, params, (user.rate(params, CONTEXT) - 3) / 2)
+    pending = [model.suggest(rater, history, CONTEXT, rng)]
+    n_arms = len(model.encoding.arms)
+    x, arms = rng.uniform(size=(n_arms, len(model.encoding.continuous))), np.arange(n_arms)
+    fantasies = [model.encoding.encode(p) for p in pending]
+    cov = model.user_kernel.covariance(x, arms, history, fantasies)
+
+    p = model.priors
+    points = np.concatenate([x, history.x, [f[0] for f in fantasies]])
+    point_arms = np.concatenate([arms, history.arms, [f[1] for f in fantasies]])
+    rbf = np.exp(-((points[:, None] - points[None]) ** 2).sum(-1) / (2 * p.lengthscale**2))
+    same = point_arms[:, None] == point_arms[None]
+    k = p.user_amplitude**2 * rbf * np.where(same, 1.0, p.arm_share) + p.arm_offset**2 * same
+    ages = np.arange(len(history) - 1, -1, -1)
+    noise = np.concatenate([p.noise**2 * 2.0 ** (ages / p.half_life), [p.noise**2]])
+    m = n_arms
+    expected = k[:m, :m] - k[:m, m:] @ np.linalg.solve(k[m:, m:] + np.diag(noise), k[m:, :m])
+    np.testing.assert_allclose(cov, expected, atol=1e-8)
+    _, std = model.posterior(rater, history, CONTEXT, x, arms, pending)
+    np.testing.assert_allclose(np.sqrt(np.diag(cov)), std, rtol=1e-6)
+    assert (cov - np.diag(np.diag(cov)) > 0.05).any()  # arms share a taste: draws are not independent
