@@ -34,8 +34,7 @@ class PopulationModel:
     Weights ~ N(prior mean, weight_scale^2 I), rewards = features . weights +
     N(0, population_noise^2), both variances fitted to the global model's ratings by
     marginal likelihood at its refits once the data has doubled (`_fit_variances`; its
-    contexts use them);
-    only the posterior mean of the weights is used. The global
+    contexts use them); only the posterior mean of the weights is used. The global
     model's prior mean is 0, or the offline front's utility surface when the experiment
     has one (engine/online/front_prior.py). A context's is the global model fitted
     without the context's own ratings (so no rating counts twice), its shape scaled by a
@@ -78,8 +77,8 @@ class PopulationModel:
         self.fitted_on = 0  # ratings folded at the last fit of the noise and weight scale
         self.count = 0
         self.defaults = priors
-        # a root's noise and weight scale are refitted by marginal likelihood at each solve;
-        # its children use the root's
+        # a root's noise and weight scale, refitted by marginal likelihood once its data has
+        # doubled (`_fit_variances`); its children use the root's
         self.priors = priors
         self.parent = parent
         self.children: list[PopulationModel] = []
