@@ -1,0 +1,46 @@
+"""Experiments on top of the online engine: variants, sticky assignment, allocation
+(fixed split, Thompson sampling, UCB) and the statistics that decide between variants."""
+
+from engine.experiments.stats import (
+    SRM_P_THRESHOLD,
+    Interval,
+    Lift,
+    SampleRatio,
+    Summary,
+    Welch,
+    cohens_d,
+    confidence_sequence,
+    cuped,
+    expected_loss,
+    holm,
+    lift,
+    minimum_detectable_effect,
+    power,
+    prob_beat_control,
+    sample_ratio,
+    sequential_p_value,
+    welch,
+    winsorize,
+)
+
+__all__ = [
+    "SRM_P_THRESHOLD",
+    "Interval",
+    "Lift",
+    "SampleRatio",
+    "Summary",
+    "Welch",
+    "cohens_d",
+    "confidence_sequence",
+    "cuped",
+    "expected_loss",
+    "holm",
+    "lift",
+    "minimum_detectable_effect",
+    "power",
+    "prob_beat_control",
+    "sample_ratio",
+    "sequential_p_value",
+    "welch",
+    "winsorize",
+]
