@@ -45,6 +45,7 @@ __all__ = [
     "prob_beat_control",
     "sample_ratio",
     "sequential_p_value",
+    "users_needed",
     "welch",
     "winsorize",
 ]
@@ -251,6 +252,12 @@ def minimum_detectable_effect(sd: float, n_per_arm: float, alpha: float = 0.05, 
     """The smallest true difference detected with probability `power` (statsmodels)."""
     d = TTestIndPower().solve_power(nobs1=n_per_arm, alpha=alpha, power=power, ratio=1.0)
     return float(d) * sd
+
+
+def users_needed(effect: float, sd: float, alpha: float = 0.05, power: float = 0.8) -> int:
+    """Users per arm for a two-sided t-test at `alpha` to detect `effect` with `power`."""
+    n = TTestIndPower().solve_power(effect_size=effect / sd, alpha=alpha, power=power, ratio=1.0)
+    return int(np.ceil(n))
 
 
 def cuped(post: np.ndarray, pre: np.ndarray) -> tuple[np.ndarray, float]:

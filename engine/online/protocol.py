@@ -70,8 +70,10 @@ class Suggestion:
     user_id: str
     context: str | None
     params: dict[str, Any]
-    variant: str
+    variant: str  # the variant's name, or "default" in an experiment without variants
     expires_at: float
+    variant_version: str | None = None
+    payload: dict[str, Any] | None = None  # the variant's payload (a prompt template, say)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.experiments import DEFAULT_VARIANT, Variant, VariantPatch, VariantSpec, check_layer
 from engine.online.learning import catch_up, why_not_learnt
 from engine.online.protocol import (
     ConflictingFeedback,
@@ -68,8 +69,32 @@ class OnlineEngine:
     # -- experiments ------------------------------------------------------------------------
 
     def register(self, spec: ExperimentSpec) -> bool:
-        """Store an experiment's spec; False if one of that name exists already."""
+        """Store an experiment's spec; False if one of that name exists already. Its A/B
+        range must not overlap another experiment's in its layer (InvalidRequest)."""
+        others = [self.store.experiment(n) for n in self.store.experiment_names() if n != spec.name]
+        try:
+            check_layer(spec, [ExperimentSpec.model_validate(o["spec"]) for o in others if o])
+        except ValueError as e:
+            raise InvalidRequest(str(e)) from None
         return self.store.add_experiment(spec.name, spec.model_dump(mode="json"))
+
+    # -- variants and A/B tests (engine.experiments) ------------------------------------------
+
+    def create_variant(self, experiment: str, new: VariantSpec) -> Variant:
+        """A new variant, or a new version of one; raises VariantError (nothing stored)."""
+        return self._experiment(experiment).ab.create(new)
+
+    def patch_variant(self, experiment: str, name: str, change: VariantPatch) -> Variant:
+        return self._experiment(experiment).ab.patch(name, change)
+
+    def variants(self, experiment: str) -> list[Variant]:
+        ab = self._experiment(experiment).ab
+        ab.sync(force=True)
+        return list(ab.book.variants.values())
+
+    def abtest(self, experiment: str) -> dict[str, Any]:
+        """Per variant its users and outcomes against the control, and a recommendation."""
+        return self._experiment(experiment).ab.report()
 
     def load_all(self) -> list[str]:
         """Replay every stored experiment now, so the first requests find the models warm."""
@@ -137,16 +162,22 @@ class OnlineEngine:
         now = time.time() if now is None else now
         exp = self._experiment(experiment, sync)
         label, stored = exp.contexts.resolve(context)
+        assignment = exp.ab.assign(user_id)
+        variant = assignment.variant
         user = exp.user(user_id, now)
         params = exp.next_params(user_id, user, label, now, user.ahead.pop(label or "", None))[1]
+        if variant is not None and variant.kind == "params":
+            params = {**params, **variant.payload["params"]}  # the variant's fixed settings
         suggestion = Suggestion(
             suggestion_id=routing_key(experiment, user_id) + uuid.uuid4().hex,
             experiment=experiment,
             user_id=user_id,
             context=label,
             params=params,
-            variant="default",
+            variant=variant.name if variant else DEFAULT_VARIANT,
             expires_at=now + self.lease_s,
+            variant_version=variant.version if variant else None,
+            payload=variant.payload if variant else None,
         )
         self.store.add_suggestion(
             suggestion_id=suggestion.suggestion_id,
@@ -154,7 +185,7 @@ class OnlineEngine:
             user_id=user_id,
             context=stored,
             params=params,
-            variant=suggestion.variant,
+            variant=assignment.label(),
             expires_at=suggestion.expires_at,
         )
         user.pending[suggestion.suggestion_id] = (label or "", params, suggestion.expires_at)

@@ -14,9 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from engine.experiments import ABTest
 from engine.online.admission import ContextAdmission
 from engine.online.front_prior import Front
 from engine.online.model import OnlineModel
+from engine.online.priors import Priors
 from engine.online.protocol import context_label, stored_reward
 from engine.online.rater import Rater
 from engine.online.user_gp import UserHistory
@@ -65,6 +67,7 @@ class Experiment:
     rng: np.random.Generator
     contexts: ContextAdmission
     max_users: int
+    ab: ABTest
     raters: dict[str, Rater] = field(default_factory=dict)
     users: OrderedDict[str, User] = field(default_factory=OrderedDict)  # least recently used first
     # the last seq read of each table: the store makes rows visible in seq order, so
@@ -87,7 +90,8 @@ class Experiment:
         front = Front(trials, spec.metrics, spec.weights())
         model = OnlineModel(spec.search_space(), seed=spec.seed, max_contexts=max_context_models, front=front)
         rng = np.random.default_rng([spec.seed, seed])
-        return cls(store, spec, model, rng, ContextAdmission(store, spec), max_users)
+        ab = ABTest(store, spec, constants=frozenset(Priors.__dataclass_fields__))
+        return cls(store, spec, model, rng, ContextAdmission(store, spec), max_users, ab)
 
     def user(self, user_id: str, now: float) -> User:
         """The user's state from memory, or rebuilt from the store (and cached, LRU)."""

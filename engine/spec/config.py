@@ -150,6 +150,55 @@ class ContextsSpec(_Model):
         return self
 
 
+class ABSpec(_Model):
+    """How an experiment's variants split its users and how they are compared.
+
+    A user is hashed into [0, 1) per `layer` (salted with the layer's name): the experiment
+    takes the users in `range`, so experiments of one layer with disjoint ranges never
+    share a user, and experiments in different layers are independent. Of its users,
+    `holdout` are served the control and analysed apart; the rest are assigned a variant
+    once (sticky), by `allocation`.
+    """
+
+    layer: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9][\w.-]{0,63}$", description="default: the experiment's name"
+    )
+    range: tuple[float, float] = Field(
+        default=(0.0, 1.0), description="the layer's share this experiment takes"
+    )
+    holdout: float = Field(default=0.0, ge=0.0, lt=1.0, description="share of its users held out on control")
+    salt: str | None = Field(default=None, max_length=64, description="default: the experiment's name")
+    allocation: Literal["fixed", "thompson", "ucb"] = Field(
+        default="fixed", description="fixed: the variants' weights; thompson/ucb: bandits with a floor"
+    )
+    floor: float = Field(default=0.05, ge=0.0, le=0.5, description="a bandit's least share per variant")
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    min_effect: float = Field(
+        default=0.1, gt=0, description="the smallest lift worth shipping, in stars (futility, MDE)"
+    )
+    min_users: int = Field(default=20, ge=2, description="users per variant before any recommendation")
+    sequential_tuning: float = Field(
+        default=1000.0, gt=0, description="users in all at which the sequential test is tightest"
+    )
+    sync_s: float = Field(default=5.0, ge=0, description="how stale a replica's bandit statistics may be")
+    unit: Literal["user", "rating"] = Field(
+        default="user", description="user: per-user means (the unit randomised); rating: every rating"
+    )
+    cuped: bool = Field(default=True, description="adjust by users' ratings from before their assignment")
+    winsorize: float = Field(
+        default=0.01, ge=0.0, lt=0.5, description="share of the largest metric values capped (latency, cost)"
+    )
+
+    @model_validator(mode="after")
+    def _range(self) -> ABSpec:
+        low, high = self.range
+        if not 0.0 <= low < high <= 1.0:
+            raise ValueError(f"ab.range {list(self.range)} must satisfy 0 <= low < high <= 1, e.g. [0, 0.5]")
+        if self.allocation != "fixed" and self.floor * 2 > 1:
+            raise ValueError(f"ab.floor {self.floor} leaves nothing to allocate; use at most 0.5")
+        return self
+
+
 class ExperimentSpec(_Model):
     name: str = Field(pattern=r"^[A-Za-z0-9][\w.-]{0,63}$")
     objective: ObjectiveSpec
@@ -166,6 +215,7 @@ class ExperimentSpec(_Model):
     preference: dict[str, float] | None = Field(
         default=None, description="weights over the metrics; default: every metric weighs the same"
     )
+    ab: ABSpec = Field(default_factory=ABSpec, description="variants' split and their comparison")
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentSpec:
@@ -204,6 +254,12 @@ class ExperimentSpec(_Model):
         except ValueError:  # the objective cannot be imported here: labels only
             return None
         return int(declared) if declared is not None else None
+
+    def layer(self) -> str:
+        return self.ab.layer or self.name
+
+    def salt(self) -> str:
+        return self.ab.salt or self.name
 
     def weights(self) -> dict[str, float]:
         """Preference weights over every metric: the spec's (missing ones weigh 0), or equal."""

@@ -37,6 +37,7 @@ from engine.store.bounded import DEFAULT_TIMEOUT_S, Breaker, create_engine
 from engine.store.errors import StoreError
 from engine.store.schema import (
     TABLES,
+    assignments,
     contexts,
     experiments,
     feedback,
@@ -45,7 +46,7 @@ from engine.store.schema import (
     preferences,
     suggestions,
     trials,
-    variant_changes,
+    variants,
 )
 from engine.store.upgrades import check_schema
 
@@ -116,10 +117,35 @@ class EventStore:
     def add_preferences(self, **row: Any) -> bool:
         return self._append(preferences, [row]) == 1
 
-    def add_variant_change(self, **row: Any) -> bool:
-        """A variant created, reweighted, promoted or rolled back: the log the planned
-        experiments layer (variants, assignment, promotion) writes."""
-        return self._append(variant_changes, [row]) == 1
+    def add_variant(self, **row: Any) -> bool:
+        """A variant created, or its weight or status changed (engine.experiments)."""
+        return self._append(variants, [row]) == 1
+
+    def assign(self, *, experiment: str, layer: str, epoch: int, user_id: str, **row: Any) -> dict[str, Any]:
+        """Store a user's assignment unless one is stored already; returns the stored one:
+        the first write wins, whichever replica made it."""
+        key = f"{experiment}/{layer}/{epoch}/{user_id}"
+        values = {"idempotency_key": key, "experiment": experiment, "layer": layer, "epoch": epoch}
+        self._append(assignments, [{**values, "user_id": user_id, **row}])
+        found = self._one(queries.ASSIGNMENT, key)
+        if found is None:  # rows are never deleted: a key written or found must read back
+            raise StoreError(f"assignment {key!r} was written but cannot be read back from {self.url!r}")
+        return found
+
+    def assignment(self, experiment: str, layer: str, epoch: int, user_id: str) -> dict[str, Any] | None:
+        return self._one(queries.ASSIGNMENT, f"{experiment}/{layer}/{epoch}/{user_id}")
+
+    def since(self, table: str, experiment: str, after_seq: int) -> list[dict[str, Any]]:
+        """An experiment's rows of `table` (variants, assignments) after `after_seq`, in order."""
+        t = TABLES[table]
+        query = sa.select(t).where(t.c.experiment == experiment, t.c.seq > after_seq).order_by(t.c.seq)
+        with self._connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def outcomes_since(self, experiment: str, after_seq: int) -> list[dict[str, Any]]:
+        """Feedback's ratings and metrics in write order, with the variant their suggestion
+        served (the A/B analysis reads these)."""
+        return self._rows(queries.OUTCOMES_SINCE, experiment=experiment, after=after_seq)
 
     def preferences(self, experiment: str, user_id: str) -> dict[str, float] | None:
         """The user's latest preference weights, or None when they set none."""

@@ -9,15 +9,17 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine.store.schema import contexts, experiments, feedback, meta, preferences, suggestions
+from engine.store.schema import assignments, contexts, experiments, feedback, meta, preferences, suggestions
 
 __all__ = [
+    "ASSIGNMENT",
     "CONTEXTS_SINCE",
     "EXPERIMENT",
     "FEEDBACK_FOR",
     "FEEDBACK_SINCE",
     "LATEST_PREFERENCES",
     "OPEN_SUGGESTIONS",
+    "OUTCOMES_SINCE",
     "PING",
     "PREFERENCES_SINCE",
     "SUGGESTION",
@@ -30,6 +32,21 @@ PING = sa.select(meta.c.value).where(meta.c.key == "schema_version")
 EXPERIMENT = sa.select(experiments).where(experiments.c.name == sa.bindparam("key"))
 SUGGESTION = sa.select(suggestions).where(suggestions.c.suggestion_id == sa.bindparam("key"))
 FEEDBACK_FOR = sa.select(feedback).where(feedback.c.idempotency_key == sa.bindparam("key"))
+ASSIGNMENT = sa.select(assignments).where(assignments.c.idempotency_key == sa.bindparam("key"))
+
+OUTCOMES_SINCE = (
+    sa.select(
+        feedback.c.seq,
+        feedback.c.user_id,
+        feedback.c.rating,
+        feedback.c.metrics,
+        feedback.c.recorded_at,
+        suggestions.c.variant,
+    )
+    .join(suggestions, suggestions.c.suggestion_id == feedback.c.suggestion_id)
+    .where(feedback.c.experiment == sa.bindparam("experiment"), feedback.c.seq > sa.bindparam("after"))
+    .order_by(feedback.c.seq)
+)
 
 SUGGESTIONS_SINCE = (
     sa.select(suggestions)

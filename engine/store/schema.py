@@ -13,7 +13,8 @@ import sqlalchemy as sa
 
 __all__ = ["SCHEMA_VERSION", "TABLES", "feedback_key"]
 
-SCHEMA_VERSION = 3  # 2: feedback.implicit; 3: feedback keys scoped to suggestions, trials.run_id
+SCHEMA_VERSION = 4  # 2: feedback.implicit; 3: feedback keys scoped to suggestions, trials.run_id;
+# 4: variants and assignments (variant_changes, which no release wrote, dropped)
 
 metadata = sa.MetaData()
 
@@ -83,17 +84,28 @@ contexts = _events(  # schema version 3; a new table needs no upgrade step
     sa.Column("experiment", sa.String(64), nullable=False, index=True),
     sa.Column("label", sa.String(128), nullable=False),
 )  # idempotency_key: "<experiment>/<label>"; admitted in seq order up to the spec's max
-variant_changes = _events(
-    "variant_changes",
+variants = _events(  # schema version 4
+    "variants",
     sa.Column("experiment", sa.String(64), nullable=False, index=True),
-    sa.Column("variant", sa.String(128), nullable=False),
-    sa.Column("version", sa.Integer, nullable=False),
-    sa.Column("change", sa.String(32), nullable=False),
-    sa.Column("payload", sa.JSON),
-)
+    sa.Column("variant", sa.String(64), nullable=False),
+    sa.Column("version", sa.String(32), nullable=False),
+    sa.Column("change", sa.String(16), nullable=False),  # created, updated, reassigned
+    sa.Column("state", sa.JSON, nullable=False),  # the variant after the change
+)  # idempotency_key: "<experiment>/<variant>@<version>" when created, the request's key else
+assignments = _events(  # schema version 4
+    "assignments",
+    sa.Column("experiment", sa.String(64), nullable=False, index=True),
+    sa.Column("layer", sa.String(64), nullable=False),
+    sa.Column("user_id", sa.String(256), nullable=False),
+    sa.Column("epoch", sa.Integer, nullable=False),  # bumped by a change that reassigns everyone
+    sa.Column("variant", sa.String(64), nullable=False),
+    sa.Column("holdout", sa.Boolean, nullable=False),
+    sa.Column("shares", sa.JSON, nullable=False),  # every variant's chance at assignment (SRM)
+)  # idempotency_key: "<experiment>/<layer>/<epoch>/<user>": the first write wins
 
 TABLES: dict[str, sa.Table] = {
-    t.name: t for t in (experiments, suggestions, feedback, trials, preferences, contexts, variant_changes)
+    t.name: t
+    for t in (experiments, suggestions, feedback, trials, preferences, contexts, variants, assignments)
 }
 
 

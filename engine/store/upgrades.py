@@ -27,6 +27,7 @@ _UPGRADES: dict[int, list[str]] = {
         "WHERE substr(idempotency_key, 1, length(suggestion_id) + 6) <> suggestion_id || '/auto:'",
         "ALTER TABLE trials ADD COLUMN run_id VARCHAR(64)",
     ],
+    3: ["DROP TABLE IF EXISTS variant_changes"],  # a placeholder no release wrote; `variants` replaces it
 }
 
 

@@ -43,11 +43,15 @@ def test_events_round_trip_in_order(store_url: str) -> None:
     (fb,) = store.events("feedback", user_id="u1")
     assert fb["rating"] == 4.0 and fb["metrics"] == {"latency_ms": 850.0}
     assert store.suggestion("nope") is None
-    change = {"experiment": "genai", "variant": "control", "version": 1, "change": "created"}
-    assert store.add_variant_change(idempotency_key="v1", payload={"weight": 1.0}, **change)
-    assert not store.add_variant_change(idempotency_key="v1", payload={"weight": 1.0}, **change)
-    (stored,) = store.events("variant_changes", experiment="genai")
-    assert stored["payload"] == {"weight": 1.0} and stored["change"] == "created"
+    change = {"experiment": "genai", "variant": "control", "version": "1.0.0", "change": "created"}
+    assert store.add_variant(idempotency_key="v1", state={"weight": 1.0}, **change)
+    assert not store.add_variant(idempotency_key="v1", state={"weight": 2.0}, **change)
+    (stored,) = store.since("variants", "genai", 0)
+    assert stored["state"] == {"weight": 1.0} and stored["version"] == "1.0.0"
+    where: dict[str, Any] = {"experiment": "genai", "layer": "genai", "epoch": 0, "user_id": "u1"}
+    first = store.assign(**where, variant="control", holdout=False, shares={"control": 1.0})
+    again = store.assign(**where, variant="treat", holdout=False, shares={"treat": 1.0})
+    assert first == again and again["variant"] == "control"  # the first write wins
 
 
 def test_duplicates_are_no_ops_that_say_so(store_url: str) -> None:

@@ -24,6 +24,7 @@ from engine.experiments.stats import (
     prob_beat_control,
     sample_ratio,
     sequential_p_value,
+    users_needed,
     welch,
     winsorize,
 )
@@ -181,6 +182,8 @@ def test_power_matches_monte_carlo_and_the_mde_inverts_it() -> None:
     assert power(mde, 1.2, 300) == pytest.approx(0.8, abs=1e-6)
     z = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)
     assert mde == pytest.approx(z * 1.2 * np.sqrt(2 / 300), rel=0.01)  # the normal approximation
+    needed = users_needed(0.2, 1.0)
+    assert power(0.2, 1.0, needed) >= 0.8 > power(0.2, 1.0, needed - 1)
 
 
 def test_cuped_slope_is_the_regression_slope_and_reduces_variance() -> None:

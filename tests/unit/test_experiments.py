@@ -1,0 +1,199 @@
+"""Variants, sticky assignment, layers and the A/B report, in process over a SQLite store
+(over HTTP through two replicas: tests/integration/test_abtest_http.py)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.experiments import ABTest, VariantError, VariantPatch, VariantSpec, shares, unit_hash
+from engine.experiments.stats import Summary
+from engine.online import Feedback, InvalidRequest, OnlineEngine
+from engine.spec import ExperimentSpec, load_spec
+from engine.store import EventStore
+
+SPEC = load_spec("configs/genai.yaml")
+
+
+def with_ab(name: str = "genai", **ab: object) -> ExperimentSpec:
+    data = SPEC.model_dump(mode="json")
+    return ExperimentSpec.model_validate({**data, "name": name, "ab": {**data["ab"], **ab}})
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> EventStore:
+    return EventStore(f"sqlite:///{tmp_path / 'store.db'}")
+
+
+def test_assignment_is_sticky_across_engines_restarts_and_weight_changes(store: EventStore) -> None:
+    """10,000 users assigned through one engine read the same variant through a second
+    engine over the same store, after a weight change, and after a restart."""
+    spec = with_ab()
+    first, second = ABTest(store, spec), ABTest(store, spec)
+    first.create(VariantSpec(name="control", control=True))
+    first.create(VariantSpec(name="bold", payload={"template": "bold {subject}"}))
+    users = [f"user-{i}" for i in range(10_000)]
+    half = users[:5000]
+    assigned = {u: first.assign(u).arm for u in half}
+    assigned |= {u: second.assign(u).arm for u in users[5000:]}  # the second engine draws the rest
+    counts = Counter(assigned.values())
+    assert abs(counts["bold"] - 5000) < 4 * np.sqrt(2500)  # a 1:1 split
+    first.patch("bold", VariantPatch(weight=9.0))  # users already assigned keep theirs
+    second.sync(force=True)
+    restarted = ABTest(store, spec)
+    for engine in (first, second, restarted):
+        assert {u: engine.assign(u).arm for u in users} == assigned
+    newcomers = Counter(restarted.assign(f"new-{i}").arm for i in range(2000))
+    assert abs(newcomers["bold"] / 2000 - 0.9) < 4 * np.sqrt(0.09 / 2000)  # new users follow the weights
+
+
+def test_first_write_wins_when_engines_disagree(store: EventStore) -> None:
+    """Engines whose allocations differ (a bandit's shares, a stale weight) still agree on a
+    user once one of them stored the assignment."""
+    spec = with_ab()
+    a, b = ABTest(store, spec), ABTest(store, spec)
+    a.create(VariantSpec(name="control", control=True))
+    a.create(VariantSpec(name="treat"))
+    b.sync(force=True)
+    b.shares = {"control": 0.0, "treat": 1.0}  # b would put everyone in treat
+    a.shares = {"control": 1.0, "treat": 0.0}
+    assert a.assign("u1").arm == "control"
+    assert b.assign("u1").arm == "control"  # b reads a's stored assignment
+
+
+def test_reassign_draws_users_again_and_paused_variants_serve_the_control(store: EventStore) -> None:
+    spec = with_ab()
+    ab = ABTest(store, spec)
+    ab.create(VariantSpec(name="control", control=True, weight=1.0))
+    ab.create(VariantSpec(name="treat", weight=1.0))
+    users = [f"u{i}" for i in range(400)]
+    before = {u: ab.assign(u).arm for u in users}
+    in_treat = [u for u in users if before[u] == "treat"]
+    ab.patch("treat", VariantPatch(status="paused"))
+    for u in in_treat:
+        served = ab.assign(u)
+        assert served.variant is not None and served.variant.name == "control" and served.arm is None
+    ab.patch("treat", VariantPatch(status="running", weight=0.0))
+    assert all(ab.assign(u).arm == "treat" for u in in_treat)  # still sticky: no reassign
+    ab.patch("control", VariantPatch(reassign=True))
+    assert all(ab.assign(u).arm == "control" for u in users)  # drawn again, treat weighs 0 now
+
+
+def test_salted_hashes_are_uniform_and_independent() -> None:
+    users = [f"u{i}" for i in range(20_000)]
+    a = np.array([unit_hash("exp-a", u) for u in users])
+    b = np.array([unit_hash("exp-b", u) for u in users])
+    assert abs(a.mean() - 0.5) < 4 * np.sqrt(1 / 12 / len(users))
+    assert abs(np.corrcoef(a, b)[0, 1]) < 4 / np.sqrt(len(users))
+    split_a, split_b = a < 0.5, b < 0.5  # two experiments' 50/50 splits cross evenly
+    assert abs((split_a & split_b).mean() - 0.25) < 4 * np.sqrt(0.25 * 0.75 / len(users))
+
+
+def test_layers_keep_experiments_apart(store: EventStore) -> None:
+    left = with_ab("left", layer="shared", range=(0.0, 0.5))
+    right = with_ab("right", layer="shared", range=(0.5, 1.0))
+    engine = OnlineEngine(store)
+    assert engine.register(left) and engine.register(right)
+    with pytest.raises(InvalidRequest, match="overlaps experiment 'left'"):
+        engine.register(with_ab("middle", layer="shared", range=(0.4, 0.6)))
+    for name in ("left", "right"):
+        engine.create_variant(name, VariantSpec(name="control", control=True))
+        engine.create_variant(name, VariantSpec(name="treat"))
+    users = [f"u{i}" for i in range(600)]
+    enrolled = {
+        name: {u for u in users if engine._experiment(name).ab.assign(u).arm is not None}
+        for name in ("left", "right")
+    }
+    assert not enrolled["left"] & enrolled["right"]
+    assert enrolled["left"] | enrolled["right"] == set(users)
+
+
+def test_holdout_is_served_the_control_and_reported_apart(store: EventStore) -> None:
+    ab = ABTest(store, with_ab(holdout=0.2))
+    ab.create(VariantSpec(name="control", control=True))
+    ab.create(VariantSpec(name="treat"))
+    results = [ab.assign(f"u{i}") for i in range(2000)]
+    held = [r for r in results if r.holdout]
+    assert abs(len(held) / 2000 - 0.2) < 4 * np.sqrt(0.16 / 2000)
+    assert all(r.variant is not None and r.variant.name == "control" for r in held)
+    assert ab.report()["holdout"]["users"] == len(held)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda ab: ab.create(VariantSpec(name="second", control=True)), "is the control already"),
+        (lambda ab: ab.patch("nope", VariantPatch(weight=1.0)), "no variant 'nope'"),
+        (lambda ab: ab.patch("control", VariantPatch(weight=0.0)), "weights sum to 0"),
+        (lambda ab: ab.create(VariantSpec(name="control", version="0.9.0")), "version must be higher"),
+        (
+            lambda ab: ab.create(VariantSpec(name="p", kind="params", payload={"params": {"nope": 1}})),
+            "not parameters",
+        ),
+        (
+            lambda ab: ab.create(
+                VariantSpec(name="p", kind="params", payload={"params": {"guidance_scale": 99.0}})
+            ),
+            "outside",
+        ),
+        (
+            lambda ab: ab.create(VariantSpec(name="l", kind="learner", payload={"priors": {"x": 1}})),
+            "positive numbers",
+        ),
+    ],
+)
+def test_bad_changes_are_refused_and_change_nothing(
+    store: EventStore, change: Callable[[ABTest], object], message: str
+) -> None:
+    ab = ABTest(store, with_ab())
+    ab.create(VariantSpec(name="control", control=True))
+    before = list(store.events("variants"))
+    with pytest.raises(VariantError, match=message):
+        change(ab)
+    assert list(store.events("variants")) == before
+
+
+def test_negative_weight_and_bad_version_fail_validation() -> None:
+    with pytest.raises(ValueError, match="greater than or equal to 0"):
+        VariantSpec(name="x", weight=-1)
+    with pytest.raises(ValueError, match="semantic version"):
+        VariantSpec(name="x", version="v2")
+
+
+def test_suggestions_carry_the_variant_and_feedback_is_attributed(store: EventStore) -> None:
+    engine = OnlineEngine(store)
+    engine.register(SPEC)
+    engine.create_variant("genai", VariantSpec(name="control", control=True, payload={"template": "a {x}"}))
+    preset = {"provider": "leonardo", "guidance_scale": 7.0}
+    engine.create_variant("genai", VariantSpec(name="preset", kind="params", payload={"params": preset}))
+    rng = np.random.default_rng(0)
+    for i in range(120):
+        s = engine.suggest("genai", f"u{i}")
+        assert s.variant in {"control", "preset"} and s.variant_version == "1.0.0"
+        if s.variant == "preset":
+            assert {k: s.params[k] for k in preset} == preset
+        else:
+            assert s.payload == {"template": "a {x}"}
+        stars = 4 if s.variant == "preset" else 3
+        engine.feedback(s.suggestion_id, Feedback(rating=int(np.clip(stars + rng.integers(-1, 2), 1, 5))))
+    report = engine.abtest("genai")
+    rows = {r["name"]: r for r in report["variants"]}
+    assert rows["control"]["users"] + rows["preset"]["users"] == 120
+    assert rows["preset"]["mean_rating"] > rows["control"]["mean_rating"] + 0.5
+    assert report["recommendation"]["action"] == "ship" and report["recommendation"]["variant"] == "preset"
+    assert not report["srm"]["mismatch"]
+
+
+def test_thompson_shares_favour_the_best_and_keep_the_floor() -> None:
+    arms = {"a": Summary(200, 3.0, 1.0), "b": Summary(200, 3.2, 1.0), "c": Summary(200, 3.5, 1.0)}
+    found = shares("thompson", {"a": 1, "b": 1, "c": 1}, arms, floor=0.05)
+    assert found["c"] > 0.8 and min(found.values()) >= 0.05 and sum(found.values()) == pytest.approx(1)
+    ucb = shares("ucb", {"a": 1, "b": 1, "c": 1}, arms, floor=0.05)
+    assert ucb == pytest.approx({"a": 0.05, "b": 0.05, "c": 0.9})
+    assert shares("thompson", {"a": 1, "b": 1}, {}, floor=0.05) == pytest.approx(
+        {"a": 0.5, "b": 0.5}, abs=0.03
+    )
