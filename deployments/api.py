@@ -50,7 +50,9 @@ from deployments.schemas import (
     SuggestionOut,
     SuggestRequest,
     UserId,
+    VariantOut,
 )
+from engine.experiments import VariantError, VariantPatch, VariantSpec
 from engine.offline import UnknownRun, front_report
 from engine.online import Feedback, OnlineEngine, OnlineError
 from engine.spec import ExperimentSpec, SpecError, parse_spec
@@ -185,7 +187,11 @@ class FrontierAPI:
             parsed = parse_spec(spec, source="request body")
         except SpecError as e:
             raise HTTPException(422, str(e)) from None
-        if not self.store.add_experiment(parsed.name, parsed.model_dump(mode="json")):
+        try:
+            created = self.engine.register(parsed)
+        except OnlineError as e:  # its A/B range overlaps another experiment's in its layer
+            raise HTTPException(e.status, str(e)) from None
+        if not created:
             raise HTTPException(409, f"experiment {parsed.name!r} exists already; pick another name")
         return ExperimentInfo(name=parsed.name, spec=parsed.model_dump(mode="json"))
 
@@ -201,6 +207,8 @@ class FrontierAPI:
             suggestion_id=s.suggestion_id,
             params=s.params,
             variant=s.variant,
+            variant_version=s.variant_version,
+            payload=s.payload,
             expires_at=s.expires_at,
             context=s.context,
         )
@@ -265,5 +273,62 @@ class FrontierAPI:
         """Samples, rater calibration, and per context the preferred settings and confidence."""
         try:
             return self.engine.profile(name, user_id)
+        except OnlineError as e:
+            raise HTTPException(e.status, str(e)) from None
+
+    # -- variants and A/B tests -------------------------------------------------------------
+
+    @api.post(
+        "/v1/experiments/{name}/variants",
+        status_code=201,
+        response_model=VariantOut,
+        responses=_errors(401, 403, 404, 409, 422),
+    )
+    async def create_variant(
+        self,
+        name: ExperimentName,
+        body: VariantSpec,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> VariantOut:
+        """A new variant, or a new version of one (admin). One variant is the control."""
+        self._admin(credentials)
+        try:
+            return VariantOut(**self.engine.create_variant(name, body).public())
+        except (OnlineError, VariantError) as e:
+            raise HTTPException(e.status, str(e)) from None
+
+    @api.patch(
+        "/v1/experiments/{name}/variants/{variant}",
+        response_model=VariantOut,
+        responses=_errors(401, 403, 404, 422),
+    )
+    async def patch_variant(
+        self,
+        name: ExperimentName,
+        variant: Annotated[str, Path(min_length=1, max_length=64)],
+        body: VariantPatch,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> VariantOut:
+        """Weight and status (admin); assigned users keep their variant unless `reassign`."""
+        self._admin(credentials)
+        try:
+            return VariantOut(**self.engine.patch_variant(name, variant, body).public())
+        except (OnlineError, VariantError) as e:
+            raise HTTPException(e.status, str(e)) from None
+
+    @api.get("/v1/experiments/{name}/variants", response_model=list[VariantOut], responses=_errors(404))
+    async def list_variants(self, name: ExperimentName) -> list[VariantOut]:
+        try:
+            return [VariantOut(**v.public()) for v in self.engine.variants(name)]
+        except OnlineError as e:
+            raise HTTPException(e.status, str(e)) from None
+
+    @api.get("/v1/experiments/{name}/abtest", responses=_errors(404))
+    async def abtest(self, name: ExperimentName) -> dict[str, Any]:
+        """Per variant: users, samples, mean rating and metrics with intervals; against the
+        control: lift with intervals, p-values (fixed and sequential), P(beat control),
+        expected loss; the sample-ratio check; and a recommendation with its reason."""
+        try:
+            return self.engine.abtest(name)
         except OnlineError as e:
             raise HTTPException(e.status, str(e)) from None

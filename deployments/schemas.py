@@ -22,6 +22,7 @@ __all__ = [
     "SuggestRequest",
     "SuggestionOut",
     "UserId",
+    "VariantOut",
 ]
 
 Id = Field(min_length=1, max_length=MAX_ID, pattern=r"\S")
@@ -56,7 +57,9 @@ class SuggestRequest(_Body):
 class SuggestionOut(_Body):
     suggestion_id: str
     params: dict[str, Any]
-    variant: str
+    variant: str = Field(description="the variant served ('default' when the experiment has none)")
+    variant_version: str | None = Field(default=None, description="its semantic version")
+    payload: dict[str, Any] | None = Field(default=None, description="its payload, e.g. a prompt template")
     expires_at: float = Field(description="Unix time after which the lease ends")
     context: str | None = Field(description="the context label used (a cluster's for features)")
 
@@ -103,6 +106,18 @@ class ParetoFront(_Body):
     reference_point: dict[str, float]
     hypervolume: float
     front: list[FrontPoint]
+
+
+class VariantOut(_Body):
+    name: str
+    version: str
+    kind: str
+    payload: dict[str, Any]
+    parent: str | None
+    status: str
+    weight: float
+    control: bool
+    versions: list[str] = Field(description="every version created, oldest first")
 
 
 class Health(_Body):

@@ -1,4 +1,4 @@
-"""The `frontier` command: validate specs, explore them, print fronts."""
+"""The `frontier` command: validate specs, explore them, print fronts, run A/B tests."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from engine import ab_cli
+from engine.client import FrontierHTTPError
 from engine.offline import ResumeError, format_front
 from engine.spec import SpecError, load_spec
 
@@ -49,8 +51,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--store", help="store URL (default: a fresh SQLite file in --out)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    ab_cli.add_commands(sub)
+
     args = parser.parse_args(argv)
     try:
+        if args.command in ("ab", "variants"):
+            return ab_cli.run(args)
         if args.command == "validate":
             return _validate(args.spec)
         if args.command == "explore":
@@ -58,6 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "simulate":
             return _simulate(args)
         return _front(args.results)
+    except FrontierHTTPError as e:
+        print(f"frontier {args.command}: {e}", file=sys.stderr)
+        return 2
     except (SpecError, ResumeError, ValueError, FileNotFoundError) as e:
         print(f"frontier {args.command}: {e}", file=sys.stderr)
         return 2

@@ -64,7 +64,7 @@ class FrontierClient:
     def suggest(
         self, experiment: str, user_id: str, context: str | Sequence[float] | None = None
     ) -> dict[str, Any]:
-        """{suggestion_id, params, variant, expires_at, context}"""
+        """{suggestion_id, params, variant, variant_version, payload, expires_at, context}"""
         body: dict[str, Any] = {"user_id": user_id}
         if isinstance(context, str):
             body["context"] = context
@@ -131,6 +131,26 @@ class FrontierClient:
     def create_experiment(self, spec: Mapping[str, Any]) -> dict[str, Any]:
         """Admin: needs the client's `admin_token`."""
         result: dict[str, Any] = self._call("POST", "/v1/experiments", dict(spec), idempotent=False)
+        return result
+
+    def create_variant(self, experiment: str, variant: Mapping[str, Any]) -> dict[str, Any]:
+        """Admin: a new variant or version (engine.experiments.VariantSpec's fields)."""
+        path = f"/v1/experiments/{experiment}/variants"
+        result: dict[str, Any] = self._call("POST", path, dict(variant), idempotent=False)
+        return result
+
+    def patch_variant(self, experiment: str, name: str, change: Mapping[str, Any]) -> dict[str, Any]:
+        """Admin: weight, status, reassign."""
+        path = f"/v1/experiments/{experiment}/variants/{name}"
+        result: dict[str, Any] = self._call("PATCH", path, dict(change), idempotent=False)
+        return result
+
+    def variants(self, experiment: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", f"/v1/experiments/{experiment}/variants")
+        return result
+
+    def abtest(self, experiment: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/v1/experiments/{experiment}/abtest")
         return result
 
     def healthy(self) -> bool:

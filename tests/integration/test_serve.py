@@ -76,7 +76,15 @@ def test_admin_rules(served: Served) -> None:
 def test_suggest_returns_a_lease_on_params_inside_the_space(served: Served) -> None:
     before = time.time()
     s = suggest(served, "alice")
-    assert set(s) == {"suggestion_id", "params", "variant", "expires_at", "context"}
+    assert set(s) == {
+        "suggestion_id",
+        "params",
+        "variant",
+        "variant_version",
+        "payload",
+        "expires_at",
+        "context",
+    }
     assert s["context"] == "portrait" and s["variant"] == "default"
     assert s["expires_at"] > before
     assert s["params"]["provider"] in SPACE["provider"]["choices"]

@@ -1,0 +1,170 @@
+"""`frontier ab` and `frontier variants`: one code path over a running service (`--url`,
+the admin token from FRONTIER_ADMIN_TOKEN) or a store opened directly (`--store`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any, Protocol
+
+__all__ = ["ABBackend", "add_commands", "backend", "run"]
+
+TOKEN_ENV = "FRONTIER_ADMIN_TOKEN"
+
+
+class ABBackend(Protocol):
+    def variants(self, experiment: str) -> list[dict[str, Any]]: ...
+    def create_variant(self, experiment: str, variant: dict[str, Any]) -> dict[str, Any]: ...
+    def patch_variant(self, experiment: str, name: str, change: dict[str, Any]) -> dict[str, Any]: ...
+    def abtest(self, experiment: str) -> dict[str, Any]: ...
+
+
+class _StoreBackend:
+    """The engine itself over the store: the same checks the service makes."""
+
+    def __init__(self, url: str) -> None:
+        from engine.online import OnlineEngine
+        from engine.store import EventStore
+
+        self.engine = OnlineEngine(EventStore(url))
+
+    def variants(self, experiment: str) -> list[dict[str, Any]]:
+        return [v.public() for v in self.engine.variants(experiment)]
+
+    def create_variant(self, experiment: str, variant: dict[str, Any]) -> dict[str, Any]:
+        from engine.experiments import VariantSpec
+
+        return self.engine.create_variant(experiment, VariantSpec.model_validate(variant)).public()
+
+    def patch_variant(self, experiment: str, name: str, change: dict[str, Any]) -> dict[str, Any]:
+        from engine.experiments import VariantPatch
+
+        return self.engine.patch_variant(experiment, name, VariantPatch.model_validate(change)).public()
+
+    def abtest(self, experiment: str) -> dict[str, Any]:
+        return self.engine.abtest(experiment)
+
+
+def backend(args: argparse.Namespace) -> ABBackend:
+    if args.url:
+        from engine.client import FrontierClient
+
+        return FrontierClient(args.url, admin_token=os.environ.get(TOKEN_ENV))
+    if args.store:
+        return _StoreBackend(args.store)
+    raise ValueError("say where the experiment lives: --url http://host:8000 or --store sqlite:///path.db")
+
+
+def add_commands(sub: Any) -> None:
+    p = sub.add_parser("ab", help="an experiment's A/B report: variants against the control")
+    p.add_argument("experiment")
+    _where(p)
+    p.add_argument("--json", action="store_true", help="the report as JSON")
+
+    p = sub.add_parser("variants", help="list, create or change an experiment's variants")
+    actions = p.add_subparsers(dest="action", required=True)
+    q = actions.add_parser("list")
+    q.add_argument("experiment")
+    _where(q)
+    q = actions.add_parser("create", help="a new variant, or a new version of one")
+    q.add_argument("experiment")
+    q.add_argument("name")
+    q.add_argument("--version", default="1.0.0")
+    q.add_argument("--kind", choices=["prompt", "params", "learner"], default="prompt")
+    q.add_argument("--payload", default="{}", help='JSON, e.g. \'{"template": "a photo of {subject}"}\'')
+    q.add_argument("--weight", type=float, default=1.0)
+    q.add_argument("--status", choices=["draft", "running", "paused", "stopped"], default="running")
+    q.add_argument("--parent", help="name@version it derives from")
+    q.add_argument("--control", action="store_true", help="the variant the others are compared with")
+    _where(q)
+    q = actions.add_parser("patch", help="change a variant's weight or status")
+    q.add_argument("experiment")
+    q.add_argument("name")
+    q.add_argument("--weight", type=float)
+    q.add_argument("--status", choices=["draft", "running", "paused", "stopped"])
+    q.add_argument("--reassign", action="store_true", help="draw every user's variant again")
+    _where(q)
+
+
+def _where(p: argparse.ArgumentParser) -> None:
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--url", help="a running service (admin token from FRONTIER_ADMIN_TOKEN)")
+    where.add_argument("--store", help="open this event store directly, e.g. sqlite:///results/frontier.db")
+
+
+def run(args: argparse.Namespace) -> int:
+    b = backend(args)
+    if args.command == "ab":
+        report = b.abtest(args.experiment)
+        print(json.dumps(report, indent=2) if args.json else format_report(report))
+        return 0
+    if args.action == "list":
+        rows = b.variants(args.experiment)
+        for v in rows:
+            mark = " (control)" if v["control"] else ""
+            print(f"{v['name']}@{v['version']}{mark}  {v['kind']}  {v['status']}  weight {v['weight']:g}")
+        if not rows:
+            print(f"{args.experiment}: no variants yet; `frontier variants create {args.experiment} NAME`")
+        return 0
+    if args.action == "create":
+        body = {
+            "name": args.name, "version": args.version, "kind": args.kind, "payload": _json(args.payload),
+            "weight": args.weight, "status": args.status, "parent": args.parent, "control": args.control,
+        }  # fmt: skip
+        v = b.create_variant(args.experiment, body)
+    else:
+        change = {"weight": args.weight, "status": args.status, "reassign": args.reassign or None}
+        v = b.patch_variant(args.experiment, args.name, {k: x for k, x in change.items() if x is not None})
+    print(
+        f"{v['name']}@{v['version']}: {v['status']}, weight {v['weight']:g}"
+        + (", control" if v["control"] else "")
+    )
+    return 0
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f'--payload is not JSON ({e}); quote it like \'{{"template": "..."}}\'') from None
+
+
+def format_report(r: dict[str, Any]) -> str:
+    """The report as a table, then the checks and the recommendation."""
+    lines = [f"{r['experiment']}: control {r.get('control', '-')}, allocation {r.get('allocation', '-')}"]
+    lines.append(
+        f"{'variant':<16} {'share':>6} {'users':>6} {'rated':>6} {'mean [CI]':<22} "
+        f"{'lift [sequential CI]':<28} {'P(beat)':>7}  decision"
+    )
+    for v in r["variants"]:
+        mean = _ci(v["mean_rating"], v["ci"])
+        vs = v.get("vs_control") or {}
+        lift = (
+            _ci(vs.get("lift"), vs.get("sequential_ci"), signed=True) if vs.get("lift") is not None else "-"
+        )
+        beat = f"{vs['prob_beat_control']:.2f}" if vs.get("prob_beat_control") is not None else "-"
+        name = f"{v['name']}@{v['version']}"
+        counts = f"{v['share']:>6.2f} {v['users']:>6} {v['rated_users']:>6}"
+        decision = v.get("decision") or "control"
+        lines.append(f"{name:<16} {counts} {mean:<22} {lift:<28} {beat:>7}  {decision}")
+    srm = r.get("srm")
+    if srm:
+        verdict = "MISMATCH" if srm["mismatch"] else "ok"
+        lines.append(f"sample ratio: {verdict} (p = {srm['p_value']:.3g}; observed {srm['observed']})")
+    rec = r["recommendation"]
+    lines.append(
+        f"recommendation: {rec['action']}"
+        + (f" {rec['variant']}" if rec.get("variant") else "")
+        + f": {rec['reason']}"
+    )
+    return "\n".join(lines)
+
+
+def _ci(mean: float | None, ci: list[float | None] | None, signed: bool = False) -> str:
+    if mean is None:
+        return "-"
+    fmt = "{:+.2f}" if signed else "{:.2f}"
+    if not ci or ci[0] is None or ci[1] is None:
+        return fmt.format(mean)
+    return f"{fmt.format(mean)} [{fmt.format(ci[0])}, {fmt.format(ci[1])}]"
