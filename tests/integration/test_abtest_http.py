@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import requests
 import yaml
 
 from engine.cli import main as frontier
 from engine.client import FrontierClient, FrontierHTTPError
 from tests.integration.conftest import ADMIN_TOKEN, Served
+from tests.unit.test_readme import python_blocks
 
 NAME = "ab-e2e"
 
@@ -91,3 +93,19 @@ def test_variants_assignment_and_abtest_over_http(served: Served) -> None:
     with contextlib.redirect_stdout(out):
         assert frontier(["ab", NAME, "--url", served.base]) == 0
     assert "recommendation: ship vivid" in out.getvalue()
+
+
+def test_the_readme_walkthrough_runs_as_pasted(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    (example,) = [b for b in python_blocks() if "create_variant(" in b]
+    assert '"http://127.0.0.1:8000"' in example
+    monkeypatch.setenv("FRONTIER_ADMIN_TOKEN", ADMIN_TOKEN)
+    namespace: dict[str, object] = {}
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(
+            compile(example.replace('"http://127.0.0.1:8000"', repr(served.base)), "README.md", "exec"),
+            namespace,
+        )
+    report: Any = namespace["report"]
+    assert report["recommendation"]["action"] == "ship" and report["recommendation"]["variant"] == "vivid"
+    assert "'action': 'ship'" in out.getvalue()
