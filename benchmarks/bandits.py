@@ -372,8 +372,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     report.write(
         args.out,
         [
-            "ucb with no outcomes yet: every bound ties and the tie goes to the first variant, so the"
-            f" first {args.sync} users get control at 1 - 2 x floor; Thompson splits them evenly",
+            "ucb with no outcomes yet: every bound ties and the tied variants share evenly, as"
+            " Thompson's draws do",
             "epsilon-greedy explores epsilon / 3 per arm: at 0.1 less than the bandits' floor, at 0.15"
             " as much (the row to compare with them)",
             f"the sequential test's tuning ({TUNING:g} users in all) makes it tightest near"

@@ -52,7 +52,7 @@ def shares(
     Thompson: the posterior probability that the variant is best (normal posteriors of
     the means under a flat prior, a variant with fewer than 2 users counting as unknown:
     the pooled mean with the pooled spread); UCB: the variant of highest upper bound
-    (mean + sqrt(2 ln N) standard errors) takes what the floors leave.
+    (mean + sqrt(2 ln N) standard errors) takes what the floors leave (tied ones share it).
     """
     names = list(weights)
     if policy == "fixed" or len(names) == 1:
@@ -66,7 +66,8 @@ def shares(
     elif policy == "ucb":
         users = sum(arms[n].n for n in names if n in arms)
         bound = means + np.sqrt(2 * np.log(max(users, 2))) * ses
-        best = np.eye(len(names))[int(bound.argmax())]
+        top = bound == bound.max()  # before any data every bound ties: split evenly
+        best = top / top.sum()
     else:
         raise ValueError(f"unknown allocation {policy!r}; use fixed, thompson or ucb")
     floor = min(floor, 1.0 / len(names))

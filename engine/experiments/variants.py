@@ -269,6 +269,11 @@ def _check_payload(spec: ExperimentSpec, new: VariantSpec, constants: frozenset[
         priors = new.payload.get("priors", {})
         if not isinstance(priors, dict):
             raise VariantError("payload.priors must be a mapping of learner constants")
+        if priors:
+            raise VariantError(
+                "learner variants with their own constants (payload.priors) are not served yet: "
+                "a learner variant shares the experiment's learner; leave payload.priors out"
+            )
         unknown = sorted(set(priors) - constants)
         if unknown or not all(isinstance(v, int | float) and _finite(v) and v > 0 for v in priors.values()):
             raise VariantError(f"payload.priors {priors} must set positive numbers among {sorted(constants)}")

@@ -29,6 +29,10 @@ ENDPOINTS = {
     ("GET", "/v1/experiments/{name}/pareto"),
     ("GET", "/v1/experiments/{name}/users/{user_id}"),
     ("PUT", "/v1/experiments/{name}/users/{user_id}/preferences"),
+    ("POST", "/v1/experiments/{name}/variants"),
+    ("PATCH", "/v1/experiments/{name}/variants/{variant}"),
+    ("GET", "/v1/experiments/{name}/variants"),
+    ("GET", "/v1/experiments/{name}/abtest"),
 }
 
 
