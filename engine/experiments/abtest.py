@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from engine.experiments.allocation import pick, shares, unit_hash
-from engine.experiments.analysis import Member, analyse, arm_summaries
+from engine.experiments.analysis import Member, Tally, analyse, arm_summaries
 from engine.experiments.variants import Variant, VariantBook, VariantError, VariantPatch, VariantSpec
 from engine.spec import ExperimentSpec
 from engine.store import EventStore
@@ -49,11 +49,15 @@ class Assignment:
 
 
 @dataclass
-class _Assigned:
-    variant: str
-    holdout: bool
-    shares: dict[str, float]
-    at: float
+class _User:
+    """What this replica read of one user: their assignment in this epoch, and tallies of
+    what they reported (O(users) memory, not O(ratings))."""
+
+    assigned: str | None = None
+    holdout: bool = False
+    at: float = 0.0  # when the assignment was written
+    member: Member | None = None  # their tallies since the assignment
+    before: Tally = field(default_factory=Tally)  # ratings before any assignment of this epoch
 
 
 class ABTest:
@@ -63,8 +67,8 @@ class ABTest:
         self.store = store
         self.spec = spec
         self.book = VariantBook(spec, constants)
-        self.assigned: dict[str, _Assigned] = {}  # this epoch's
-        self.reports: dict[str, list[tuple[float, str, float | None, dict[str, Any] | None]]] = {}
+        self.users: dict[str, _User] = {}
+        self.expected: dict[str, float] = {}  # per variant, the sum of its assigned users' chances
         self.assignments_seq = 0
         self.outcomes_seq = 0
         self.synced_at = -float("inf")
@@ -73,7 +77,11 @@ class ABTest:
     # -- reading the store ---------------------------------------------------------------------
 
     def sync(self, force: bool = False) -> None:
-        """Read what the store holds since the last read, if `ab.sync_s` has passed."""
+        """Read what the store holds since the last read, if `ab.sync_s` has passed.
+
+        Outcomes are read before assignments: a feedback row's assignment was written
+        before its suggestion, so every assignment a row read here depends on is visible
+        to the assignments read after it, and applied first."""
         now = time.monotonic()
         if not force and now - self.synced_at < self.spec.ab.sync_s:
             return
@@ -83,21 +91,56 @@ class ABTest:
             epoch = self.book.epoch
             self.book.apply(row)
             if self.book.epoch != epoch:
-                self.assigned.clear()
+                self._new_epoch()
+        outcomes = self.store.outcomes_since(name, self.outcomes_seq)
         for row in self.store.since("assignments", name, self.assignments_seq):
             self._remember(row)
             self.assignments_seq = row["seq"]
-        for row in self.store.outcomes_since(name, self.outcomes_seq):
-            report = (row["recorded_at"], served_name(row["variant"]), row["rating"], row["metrics"])
-            self.reports.setdefault(row["user_id"], []).append(report)
+        for row in outcomes:
+            self._tally(row)
             self.outcomes_seq = row["seq"]
         self._allocate()
 
-    def _remember(self, row: dict[str, Any]) -> _Assigned:
-        found = _Assigned(row["variant"], bool(row["holdout"]), dict(row["shares"]), row["recorded_at"])
-        if row["epoch"] == self.book.epoch:
-            self.assigned[row["user_id"]] = found
-        return found
+    def _new_epoch(self) -> None:
+        """Everyone is drawn again: all they reported so far is from before that."""
+        for user in self.users.values():
+            if user.member is not None:
+                user.before.merge(user.member.pre)
+                if "rating" in user.member.outcomes:
+                    user.before.merge(user.member.outcomes["rating"])
+            user.assigned, user.member = None, None
+        self.expected.clear()
+
+    def _remember(self, row: dict[str, Any]) -> _User:
+        user = self.users.setdefault(row["user_id"], _User())
+        if row["epoch"] != self.book.epoch or user.assigned is not None:
+            return user
+        user.assigned, user.holdout, user.at = row["variant"], bool(row["holdout"]), row["recorded_at"]
+        user.member = Member(row["variant"], user.holdout, pre=user.before)
+        user.before = Tally()
+        if not user.holdout:
+            total = sum(row["shares"].values())
+            for variant, share in row["shares"].items():
+                self.expected[variant] = self.expected.get(variant, 0.0) + share / total
+        return user
+
+    def _tally(self, row: dict[str, Any]) -> None:
+        """Attribute one feedback row: before the user's assignment (CUPED's covariate), to
+        their arm while it served them, or to nothing (they were served the control while
+        their variant was paused)."""
+        user = self.users.setdefault(row["user_id"], _User())
+        member = user.member
+        if member is None or row["recorded_at"] < user.at:
+            if row["rating"] is not None:
+                (member.pre if member is not None else user.before).add(row["rating"])
+            return
+        if served_name(row["variant"]) != user.assigned:
+            return
+        values = dict(row["metrics"] or {})
+        if row["rating"] is not None:
+            values["rating"] = row["rating"]
+        for metric, value in values.items():
+            member.outcomes.setdefault(metric, Tally()).add(float(value))
 
     def _allocate(self) -> None:
         running = {v.name: v.weight for v in self.book.running()}
@@ -110,15 +153,30 @@ class ABTest:
 
     # -- assignment ------------------------------------------------------------------------------
 
+    def current(self, user_id: str) -> Assignment:
+        """What the user is served as far as this replica has read, drawing nothing."""
+        found = self.users.get(user_id)
+        fallback = self._fallback()
+        if found is None or found.assigned is None or not self.book.running():
+            return Assignment(fallback if self.book.running() else None, None)
+        arm = self.book.variants[found.assigned]
+        if arm.status != "running":
+            return Assignment(fallback, None, found.holdout)
+        return Assignment(arm, found.assigned, found.holdout)
+
+    def _fallback(self) -> Variant | None:
+        control = self.book.control()
+        return control if control is not None and control.status == "running" else None
+
     def assign(self, user_id: str) -> Assignment:
         """The user's variant: the stored one, or drawn now and stored (first write wins)."""
         self.sync()
         if not self.book.running():
             return Assignment(None, None)
         control = self.book.control()
-        fallback = control if control is not None and control.status == "running" else None
-        found = self.assigned.get(user_id)
-        if found is None:
+        fallback = self._fallback()
+        found = self.users.get(user_id)
+        if found is None or found.assigned is None:
             ab = self.spec.ab
             low, high = ab.range
             if not low <= unit_hash(f"layer/{self.spec.layer()}", user_id) < high:
@@ -136,11 +194,8 @@ class ABTest:
                 experiment=self.spec.name, layer=self.spec.layer(), epoch=self.book.epoch, user_id=user_id,
                 variant=variant, holdout=holdout, shares=self.shares,
             )  # fmt: skip
-            found = self._remember(row)
-        arm = self.book.variants[found.variant]
-        if arm.status != "running":
-            return Assignment(fallback, None, found.holdout)
-        return Assignment(arm, found.variant, found.holdout)
+            self._remember(row)
+        return self.current(user_id)
 
     # -- variants --------------------------------------------------------------------------------
 
@@ -173,22 +228,8 @@ class ABTest:
     # -- analysis --------------------------------------------------------------------------------
 
     def members(self) -> list[Member]:
-        """This epoch's assigned users with what they reported while served their arm, and
-        their ratings from before their assignment."""
-        out = []
-        for user_id, a in self.assigned.items():
-            member = Member(a.variant, a.holdout, a.shares)
-            for at, served, rating, metrics in self.reports.get(user_id, ()):
-                if at < a.at:
-                    if rating is not None:
-                        member.pre.append(rating)
-                elif served == a.variant:
-                    if rating is not None:
-                        member.outcomes.setdefault("rating", []).append(rating)
-                    for k, v in (metrics or {}).items():
-                        member.outcomes.setdefault(k, []).append(float(v))
-            out.append(member)
-        return out
+        """This epoch's assigned users with their tallies."""
+        return [u.member for u in self.users.values() if u.member is not None]
 
     def report(self) -> dict[str, Any]:
         """What `/abtest` serves (engine.experiments.analysis)."""
@@ -198,5 +239,5 @@ class ABTest:
         if control is None:
             advice = {"action": "keep running", "reason": "no variants yet: create one (POST .../variants)"}
             return {"experiment": self.spec.name, "variants": [], "recommendation": advice}
-        found = analyse(self.spec.ab, variants, control.name, self.members(), self.shares)
+        found = analyse(self.spec.ab, variants, control.name, self.members(), self.shares, self.expected)
         return {"experiment": self.spec.name, "layer": self.spec.layer(), "epoch": self.book.epoch, **found}

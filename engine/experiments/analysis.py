@@ -25,9 +25,33 @@ from engine.experiments.stats import Summary
 from engine.experiments.variants import Variant
 from engine.spec import ABSpec
 
-__all__ = ["Member", "analyse", "arm_summaries"]
+__all__ = ["Member", "Tally", "analyse", "arm_summaries"]
 
 RATING = "rating"
+
+
+@dataclass
+class Tally:
+    """A count, sum and sum of squares: all the analysis needs of a user's values, so
+    memory grows with users, not with ratings."""
+
+    n: int = 0
+    total: float = 0.0
+    squares: float = 0.0
+
+    def add(self, value: float) -> None:
+        self.n += 1
+        self.total += value
+        self.squares += value * value
+
+    def merge(self, other: Tally) -> None:
+        self.n += other.n
+        self.total += other.total
+        self.squares += other.squares
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.n if self.n else float("nan")
 
 
 @dataclass
@@ -36,20 +60,28 @@ class Member:
 
     variant: str
     holdout: bool
-    shares: dict[str, float]  # every variant's chance when this user was assigned (SRM)
-    outcomes: dict[str, list[float]] = field(default_factory=dict)  # metric -> values while in their arm
-    pre: list[float] = field(default_factory=list)  # their ratings before the assignment (CUPED)
+    outcomes: dict[str, Tally] = field(default_factory=dict)  # metric -> while served their arm
+    pre: Tally = field(default_factory=Tally)  # their ratings before the assignment (CUPED)
 
 
-def _values(members: Sequence[Member], metric: str, unit: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per-user means (or every value, `unit: rating`) and the matching pre-period means."""
-    if unit == "rating":
-        vals = [v for m in members for v in m.outcomes.get(metric, [])]
-        return np.asarray(vals, dtype=float), np.full(len(vals), np.nan)
-    rated = [m for m in members if m.outcomes.get(metric)]
-    means = np.array([np.mean(m.outcomes[metric]) for m in rated], dtype=float)
-    pre = np.array([np.mean(m.pre) if m.pre else np.nan for m in rated], dtype=float)
-    return means, pre
+def _values(members: Sequence[Member], metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Users' means of `metric` (users without any left out) and their pre-period means."""
+    rated = [m for m in members if metric in m.outcomes and m.outcomes[metric].n]
+    means = np.array([m.outcomes[metric].mean for m in rated], dtype=float)
+    return means, np.array([m.pre.mean for m in rated], dtype=float)
+
+
+def _per_rating(members: Sequence[Member]) -> Summary:
+    """Every rating as a sample (`unit: rating`)."""
+    found = Tally()
+    for m in members:
+        if RATING in m.outcomes:
+            found.merge(m.outcomes[RATING])
+    return (
+        Summary.from_sums(found.n, found.total, found.squares)
+        if found.n
+        else Summary(0, float("nan"), float("nan"))
+    )
 
 
 def arm_summaries(members: Iterable[Member], names: Sequence[str]) -> dict[str, Summary]:
@@ -58,7 +90,7 @@ def arm_summaries(members: Iterable[Member], names: Sequence[str]) -> dict[str, 
     for m in members:
         if not m.holdout and m.variant in by_arm:
             by_arm[m.variant].append(m)
-    return {n: Summary.of(_values(ms, RATING, "user")[0]) for n, ms in by_arm.items()}
+    return {n: Summary.of(_values(ms, RATING)[0]) for n, ms in by_arm.items()}
 
 
 def analyse(
@@ -67,20 +99,25 @@ def analyse(
     control: str,
     members: Iterable[Member],
     shares: Mapping[str, float],
+    expected: Mapping[str, float],
 ) -> dict[str, Any]:
-    """The report `/abtest` serves; `shares`: each running variant's share of new users."""
+    """The report `/abtest` serves. `shares`: each running variant's share of new users;
+    `expected`: each variant's expected users, the sum of their assignment chances (SRM)."""
     members = list(members)
     arms = {v.name: [m for m in members if not m.holdout and m.variant == v.name] for v in variants}
     alpha = 1 - ab.confidence
-    ratings = {n: _values(ms, RATING, ab.unit) for n, ms in arms.items()}
-    if ab.cuped and ab.unit == "user":
-        ratings = _cuped(ratings)
-    summaries = {n: Summary.of(vals) for n, (vals, _) in ratings.items()}
+    if ab.unit == "rating":
+        summaries = {n: _per_rating(ms) for n, ms in arms.items()}
+    else:
+        ratings = {n: _values(ms, RATING) for n, ms in arms.items()}
+        if ab.cuped:
+            ratings = _cuped(ratings)
+        summaries = {n: Summary.of(vals) for n, (vals, _) in ratings.items()}
     ctrl = summaries[control]
     others = [v.name for v in variants if v.name != control]
     seq_p = {n: _sequential_p(ctrl, summaries[n], ab) for n in others}
     holm = dict(zip(others, stats.holm([seq_p[n] for n in others], alpha), strict=True))
-    srm = _srm(members, [v.name for v in variants])
+    srm = _srm(arms, expected)
     rows = []
     for v in variants:
         row = _arm_row(v, arms[v.name], summaries[v.name], ab, shares.get(v.name, 0.0))
@@ -91,7 +128,7 @@ def analyse(
             )
         rows.append(row)
     holdout = [m for m in members if m.holdout]
-    held = Summary.of(_values(holdout, RATING, "user")[0])
+    held = Summary.of(_values(holdout, RATING)[0])
     return {
         "control": control,
         "allocation": ab.allocation,
@@ -132,7 +169,7 @@ def _arm_row(v: Variant, members: list[Member], s: Summary, ab: ABSpec, share: f
     metrics = {}
     names = sorted({k for m in members for k in m.outcomes if k != RATING})
     for name in names:
-        vals = _values(members, name, "user")[0]
+        vals = _values(members, name)[0]
         capped = stats.winsorize(vals, upper=ab.winsorize) if ab.winsorize and len(vals) > 1 else vals
         ms = Summary.of(capped)
         h = _t_quantile(ms, ab.confidence) * np.sqrt(ms.se2) if ms.n > 1 else np.nan
@@ -146,7 +183,7 @@ def _arm_row(v: Variant, members: list[Member], s: Summary, ab: ABSpec, share: f
         "share": share,
         "users": len(members),
         "rated_users": s.n,
-        "samples": sum(len(m.outcomes.get(RATING, [])) for m in members),
+        "samples": sum(m.outcomes[RATING].n for m in members if RATING in m.outcomes),
         "mean_rating": _num(s.mean),
         "ci": [_num(s.mean - half), _num(s.mean + half)],
         "metrics": metrics,
@@ -223,19 +260,19 @@ def _recommend(rows: list[dict[str, Any]], srm: dict[str, Any], control: str) ->
     return {"action": "keep running", "reason": "; ".join(f"{r['name']}: {r['reason']}" for r in decided)}
 
 
-def _srm(members: list[Member], names: list[str]) -> dict[str, Any]:
+def _srm(arms: Mapping[str, list[Member]], expected: Mapping[str, float]) -> dict[str, Any]:
     """Observed assignments against their expectation: the sum over users of each
     variant's share when the user was assigned (exact under weight changes and bandits)."""
-    assigned = [m for m in members if not m.holdout and m.variant in names]
-    observed = [sum(m.variant == n for m in assigned) for n in names]
-    expected = [sum(m.shares.get(n, 0.0) / sum(m.shares.values()) for m in assigned) for n in names]
-    live = [i for i, e in enumerate(expected) if e > 0]
-    if len(assigned) < 2 or len(live) < 2:
-        return {"observed": observed, "expected": expected, "p_value": 1.0, "mismatch": False}
-    found = stats.sample_ratio([observed[i] for i in live], [expected[i] for i in live])
+    names = list(arms)
+    observed = [len(arms[n]) for n in names]
+    want = [float(expected.get(n, 0.0)) for n in names]
+    live = [i for i, e in enumerate(want) if e > 0]
+    if sum(observed) < 2 or len(live) < 2:
+        return {"observed": observed, "expected": want, "p_value": 1.0, "mismatch": False}
+    found = stats.sample_ratio([observed[i] for i in live], [want[i] for i in live])
     return {
         "observed": observed,
-        "expected": expected,
+        "expected": want,
         "chi2": found.chi2,
         "p_value": found.p_value,
         "mismatch": found.mismatch,

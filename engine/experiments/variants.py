@@ -136,6 +136,7 @@ class VariantBook:
         self.spec = spec
         self.constants = constants
         self.variants: dict[str, Variant] = {}  # in creation order
+        self.created: dict[str, Variant] = {}  # "name@version" -> that version as created
         self.epoch = 0  # bumped by a change that reassigns every user
         self.seq = 0  # the last log row applied
 
@@ -155,6 +156,8 @@ class VariantBook:
             control=bool(state["control"]),
             versions=versions or (old.versions if old else (row["version"],)),
         )
+        if row["change"] == "created":
+            self.created[f"{name}@{row['version']}"] = self.variants[name]
         if row["change"] == "reassigned":
             self.epoch += 1
         self.seq = row["seq"]
@@ -169,6 +172,14 @@ class VariantBook:
                 f"experiment {self.spec.name!r} has no variant {name!r} (variants: {known})", NOT_FOUND
             )
         return found
+
+    def own_learner(self, label: str | None) -> dict[str, float] | None:
+        """The constants of the learner variant version a suggestion's stored label names,
+        when it has its own (None: it shares the experiment's learner)."""
+        found = self.created.get(label or "")
+        if found is None or found.kind != "learner" or not found.payload.get("priors"):
+            return None
+        return dict(found.payload["priors"])
 
     def running(self) -> list[Variant]:
         return [v for v in self.variants.values() if v.status == "running"]
@@ -269,11 +280,6 @@ def _check_payload(spec: ExperimentSpec, new: VariantSpec, constants: frozenset[
         priors = new.payload.get("priors", {})
         if not isinstance(priors, dict):
             raise VariantError("payload.priors must be a mapping of learner constants")
-        if priors:
-            raise VariantError(
-                "learner variants with their own constants (payload.priors) are not served yet: "
-                "a learner variant shares the experiment's learner; leave payload.priors out"
-            )
         unknown = sorted(set(priors) - constants)
         if unknown or not all(isinstance(v, int | float) and _finite(v) and v > 0 for v in priors.values()):
             raise VariantError(f"payload.priors {priors} must set positive numbers among {sorted(constants)}")

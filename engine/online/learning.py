@@ -55,8 +55,9 @@ def _apply(exp: Experiment, row: dict[str, Any]) -> None:
     rater = exp.raters.setdefault(row["user_id"], Rater())
     label = context_label(row["context"])
     if reward is not None:
-        calibrated = exp.model.learn(rater, label, row["params"], reward)
-        seqs, values = exp.learnt.setdefault(label or "", (array("q"), array("d")))
+        key, model = exp.learner(row["variant"])  # a learner variant's own, or the experiment's
+        calibrated = model.learn(rater, label, row["params"], reward)
+        seqs, values = exp.learnt.setdefault((key, label or ""), (array("q"), array("d")))
         seqs.append(row["seq"])
         values.append(calibrated)
     if user is not None:

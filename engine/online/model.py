@@ -105,12 +105,21 @@ class OnlineModel:
             self.features.size, self.priors, self.global_model, constants=self.features.n_arms
         )
         self.rated.add(key)
+        self._evict()
+        return model
+
+    def limit(self, max_contexts: int) -> None:
+        """Hold at most `max_contexts` context models from now on (the least recently used
+        beyond are dropped now, and rebuilt from their ratings when needed)."""
+        self.max_contexts = max(1, max_contexts)
+        self._evict()
+
+    def _evict(self) -> None:
         while len(self.contexts) > self.max_contexts:
             old_key, old = self.contexts.popitem(last=False)
             self.global_model.children.remove(old)
             self._dropped[old_key] = (old.in_snapshot, self.global_model.refits)
             self._means.pop(old_key, None)
-        return model
 
     def _context_mean(self, context: str | None) -> ContextMean:
         """The context model's mean, recomputed at the fixed candidates only after a refit."""

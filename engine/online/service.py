@@ -115,7 +115,8 @@ class OnlineEngine:
             for user_id, label in catch_up(exp, self.peer_sync_s):
                 user = exp.users.get(user_id)
                 if ahead and user is not None:
-                    user.ahead[label] = exp.next_params(user_id, user, label or None, now)
+                    variant = exp.ab.current(user_id).label()
+                    user.ahead[label] = exp.next_params(user_id, user, label or None, now, variant=variant)
 
     def _experiment(self, name: str, sync: bool = True) -> Experiment:
         """The experiment in memory, read up to date (`sync=False`: only if this engine
@@ -165,7 +166,8 @@ class OnlineEngine:
         assignment = exp.ab.assign(user_id)
         variant = assignment.variant
         user = exp.user(user_id, now)
-        params = exp.next_params(user_id, user, label, now, user.ahead.pop(label or "", None))[1]
+        ahead = user.ahead.pop(label or "", None)
+        params = exp.next_params(user_id, user, label, now, ahead, assignment.label())[1]
         if variant is not None and variant.kind == "params":
             params = {**params, **variant.payload["params"]}  # the variant's fixed settings
         suggestion = Suggestion(
@@ -284,14 +286,15 @@ class OnlineEngine:
         user = exp.user(user_id, time.time())
         rater = exp.raters.get(user_id, Rater())
         contexts = {}
+        key, model = exp.learner(exp.ab.current(user_id).label())
         for name, history in user.histories.items():
-            exp.ensure_context_model(name or None)
-            params, mean, std = exp.model.recommend(rater, history, name or None, user.weights)
+            exp.ensure_context_model(name or None, key)
+            params, mean, std = model.recommend(rater, history, name or None, user.weights)
             contexts[name or "default"] = {
                 "samples": len(history),
                 "preferred": params,
                 "expected_reward": mean,
-                "confidence": float(max(0.0, 1.0 - std / exp.model.prior_std)),
+                "confidence": float(max(0.0, 1.0 - std / model.prior_std)),
             }
         fitted = exp.model.global_model.priors
         return {

@@ -25,7 +25,10 @@ from engine.online.user_gp import UserHistory
 from engine.spec import ExperimentSpec
 from engine.store import EventStore
 
-__all__ = ["Experiment", "SuggestionInputs", "User"]
+__all__ = ["LEARNER_CONSTANTS", "Experiment", "SuggestionInputs", "User"]
+
+# what a learner variant may set (`payload.priors`): the model's real-valued constants
+LEARNER_CONSTANTS = frozenset(n for n, f in Priors.__dataclass_fields__.items() if f.type in (float, "float"))
 
 
 @dataclass(frozen=True)
@@ -63,11 +66,15 @@ class Experiment:
 
     store: EventStore
     spec: ExperimentSpec
-    model: OnlineModel
+    model: OnlineModel  # the experiment's learner
     rng: np.random.Generator
     contexts: ContextAdmission
     max_users: int
     ab: ABTest
+    front: Front  # the published trials every learner starts from
+    max_context_models: int  # context models in memory, shared by every learner
+    # learner variants' own models, by "name@version" (engine.experiments.variants)
+    learners: dict[str, OnlineModel] = field(default_factory=dict)
     raters: dict[str, Rater] = field(default_factory=dict)
     users: OrderedDict[str, User] = field(default_factory=OrderedDict)  # least recently used first
     # the last seq read of each table: the store makes rows visible in seq order, so
@@ -76,9 +83,9 @@ class Experiment:
     preferences_seq: int = 0  # their users' caches dropped
     peers_synced_at: float = -np.inf
     unlearnt: bool = False  # this engine stored feedback that no sync has read yet
-    # per context: the feedback seqs its model learnt and the calibrated rewards it took
-    # (16 bytes a rating), so a context model dropped from memory is rebuilt exactly
-    learnt: dict[str, tuple[array, array]] = field(default_factory=dict)
+    # per (learner, context): the feedback seqs its model learnt and the calibrated rewards
+    # it took (16 bytes a rating), so a context model dropped from memory is rebuilt exactly
+    learnt: dict[tuple[str, str], tuple[array, array]] = field(default_factory=dict)
 
     @classmethod
     def create(
@@ -90,8 +97,30 @@ class Experiment:
         front = Front(trials, spec.metrics, spec.weights())
         model = OnlineModel(spec.search_space(), seed=spec.seed, max_contexts=max_context_models, front=front)
         rng = np.random.default_rng([spec.seed, seed])
-        ab = ABTest(store, spec, constants=frozenset(Priors.__dataclass_fields__))
-        return cls(store, spec, model, rng, ContextAdmission(store, spec), max_users, ab)
+        ab = ABTest(store, spec, constants=LEARNER_CONSTANTS)
+        admission = ContextAdmission(store, spec)
+        return cls(store, spec, model, rng, admission, max_users, ab, front, max_context_models)
+
+    def learner(self, variant: str | None) -> tuple[str, OnlineModel]:
+        """The learner a suggestion's stored variant label suggests and learns with: a
+        learner variant's own (made on first use, its contexts counting against the same
+        bound as the experiment's), else the experiment's (key "")."""
+        constants = self.ab.book.own_learner(variant)
+        if constants is None and variant and variant not in self.ab.book.created and "@" in variant:
+            self.ab.sync(force=True)  # a variant another replica created since the last read
+            constants = self.ab.book.own_learner(variant)
+        if constants is None or variant is None:
+            return "", self.model
+        found = self.learners.get(variant)
+        if found is None:
+            priors = Priors(**{**Priors().__dict__, **constants})
+            found = self.learners[variant] = OnlineModel(
+                self.spec.search_space(), seed=self.spec.seed, priors=priors, front=self.front
+            )
+            models = [self.model, *self.learners.values()]
+            for model in models:  # one bound for all: each holds its share of it
+                model.limit(self.max_context_models // len(models))
+        return variant, found
 
     def user(self, user_id: str, now: float) -> User:
         """The user's state from memory, or rebuilt from the store (and cached, LRU)."""
@@ -117,18 +146,19 @@ class Experiment:
             self.users.popitem(last=False)
         return user
 
-    def ensure_context_model(self, context: str | None) -> None:
-        """Rebuild the context's model from the store if memory dropped it (LRU)."""
-        if not self.model.evicted(context):
+    def ensure_context_model(self, context: str | None, key: str = "") -> None:
+        """Rebuild the context's model of learner `key` from the store if memory dropped it (LRU)."""
+        model = self.learners[key] if key else self.model
+        if not model.evicted(context):
             return
-        seqs, values = self.learnt[context or ""]
+        seqs, values = self.learnt[key, context or ""]
         calibrated = dict(zip(seqs, values, strict=True))
         params = {
             row["seq"]: row["params"]
             for row in self.store.feedback_since(self.spec.name, seqs[0] - 1)
             if row["seq"] in calibrated
         }
-        self.model.rebuild(context, [(params[seq], calibrated[seq]) for seq in seqs])
+        model.rebuild(context, [(params[seq], calibrated[seq]) for seq in seqs])
 
     def next_params(
         self,
@@ -137,17 +167,18 @@ class Experiment:
         context: str | None,
         now: float,
         ahead: tuple[SuggestionInputs, dict[str, Any]] | None = None,
+        variant: str | None = None,
     ) -> tuple[SuggestionInputs, dict[str, Any]]:
-        """The user's next params here, from `ahead` when they were computed in this state."""
+        """The user's next params here, from `ahead` when they were computed in this state;
+        `variant`: the label of the variant they are served (its learner suggests)."""
         rater = self.raters.get(user_id, Rater())
         label = context or ""
         open_ = {sid: p for sid, (c, p, expires) in user.pending.items() if c == label and expires > now}
         history = user.history(context)
-        self.ensure_context_model(context)
-        state = SuggestionInputs(
-            self.model.context(context).weights(), rater.count, len(history), tuple(open_)
-        )
+        key, model = self.learner(variant)
+        self.ensure_context_model(context, key)
+        state = SuggestionInputs(model.context(context).weights(), rater.count, len(history), tuple(open_))
         if ahead is not None and ahead[0].holds(state):
             return ahead
         pending = list(open_.values())
-        return state, self.model.suggest(rater, history, context, self.rng, pending, weights=user.weights)
+        return state, model.suggest(rater, history, context, self.rng, pending, weights=user.weights)

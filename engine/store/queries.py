@@ -86,7 +86,7 @@ PREFERENCES_SINCE = (
 
 def _feedback_since(by_user: bool) -> sa.Select[Any]:
     query = (
-        sa.select(feedback, suggestions.c.params, suggestions.c.context)
+        sa.select(feedback, suggestions.c.params, suggestions.c.context, suggestions.c.variant)
         .join(suggestions, suggestions.c.suggestion_id == feedback.c.suggestion_id)
         .where(feedback.c.experiment == sa.bindparam("experiment"), feedback.c.seq > sa.bindparam("after"))
         .order_by(feedback.c.seq)

@@ -12,11 +12,12 @@ import pytest
 
 from engine.experiments import ABTest, VariantError, VariantPatch, VariantSpec, shares, unit_hash
 from engine.experiments.stats import Summary
-from engine.online import Feedback, InvalidRequest, OnlineEngine
+from engine.online import Feedback, InvalidRequest, OnlineEngine, Priors
 from engine.spec import ExperimentSpec, load_spec
 from engine.store import EventStore
 
 SPEC = load_spec("configs/genai.yaml")
+SPEC_PRIORS = Priors()
 
 
 def with_ab(name: str = "genai", **ab: object) -> ExperimentSpec:
@@ -197,3 +198,32 @@ def test_thompson_shares_favour_the_best_and_keep_the_floor() -> None:
     assert shares("thompson", {"a": 1, "b": 1}, {}, floor=0.05) == pytest.approx(
         {"a": 0.5, "b": 0.5}, abs=0.03
     )
+
+
+def test_a_learner_variant_keeps_its_own_learner_within_the_context_bound(tmp_path: Path) -> None:
+    """A learner variant with its own constants suggests and learns with its own model, per
+    context, counted against the same bound; a second engine rebuilds both from the store."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    engine = OnlineEngine(EventStore(url), max_context_models=4)
+    engine.register(SPEC)
+    engine.create_variant("genai", VariantSpec(name="control", control=True))
+    tuned = {"lengthscale": 0.3, "arm_share": 0.6}
+    engine.create_variant("genai", VariantSpec(name="tuned", kind="learner", payload={"priors": tuned}))
+    served: Counter[str] = Counter()
+    for i in range(80):
+        for context in ("portrait", "landscape", "product"):
+            s = engine.suggest("genai", f"u{i}", context)
+            served[s.variant] += 1
+            engine.feedback(s.suggestion_id, Feedback(rating=4 if s.params["provider"] == "leonardo" else 2))
+    exp = engine._experiment("genai")
+    own = exp.learners["tuned@1.0.0"]
+    assert own.priors.lengthscale == 0.3 and exp.model.priors.lengthscale == SPEC_PRIORS.lengthscale
+    assert own.global_model.count == served["tuned"] and exp.model.global_model.count == served["control"]
+    assert len(own.contexts) <= 2 and len(exp.model.contexts) <= 2  # 4 shared by the two learners
+    again = OnlineEngine(EventStore(url), max_context_models=4)._experiment("genai")
+    assert again.learners["tuned@1.0.0"].global_model.count == served["tuned"]
+    assert again.model.global_model.count == served["control"]
+    evicted = [c for c in ("portrait", "landscape", "product") if own.evicted(c)]
+    assert evicted  # three contexts, two slots: one was dropped and is rebuilt on use
+    exp.ensure_context_model(evicted[0], "tuned@1.0.0")
+    assert own.context(evicted[0]).count == 80 * served["tuned"] // 240
