@@ -92,6 +92,8 @@ class ABTest:
             self.book.apply(row)
             if self.book.epoch != epoch:
                 self._new_epoch()
+        if not self.book.variants:  # nothing to compare yet: the first variant reads it all
+            return
         outcomes = self.store.outcomes_since(name, self.outcomes_seq)
         for row in self.store.since("assignments", name, self.assignments_seq):
             self._remember(row)

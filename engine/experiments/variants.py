@@ -26,6 +26,8 @@ from engine.spec import ExperimentSpec
 __all__ = [
     "CONFLICT",
     "MAX_PAYLOAD",
+    "MAX_VARIANTS",
+    "MAX_VERSIONS",
     "NOT_FOUND",
     "Kind",
     "Status",
@@ -38,6 +40,8 @@ __all__ = [
 ]
 
 MAX_PAYLOAD = 65_536  # bytes of JSON
+MAX_VARIANTS = 64  # per experiment (each may keep a learner and tallies in every replica)
+MAX_VERSIONS = 256  # per variant
 NOT_FOUND, CONFLICT, INVALID = 404, 409, 422
 NAME_PATTERN = r"^[A-Za-z0-9][\w.-]{0,63}$"
 _SEMVER = re.compile(r"^(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})$")
@@ -194,6 +198,13 @@ class VariantBook:
     def create(self, new: VariantSpec) -> tuple[Variant, str]:
         """The variant after creating `new`, and the change's name; raises when refused."""
         old = self.variants.get(new.name)
+        if old is None and len(self.variants) >= MAX_VARIANTS:
+            raise VariantError(
+                f"experiment {self.spec.name!r} has {MAX_VARIANTS} variants, the most it may have; "
+                "create a new version of one instead"
+            )
+        if old is not None and len(old.versions) >= MAX_VERSIONS:
+            raise VariantError(f"variant {new.name!r} has {MAX_VERSIONS} versions, the most it may have")
         _check_payload(self.spec, new, self.constants)
         if old is not None:
             if parse_version(new.version) <= parse_version(old.version):

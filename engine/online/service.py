@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.experiments import DEFAULT_VARIANT, Variant, VariantPatch, VariantSpec, check_layer
+from engine.experiments import DEFAULT_VARIANT, Assignment, Variant, VariantPatch, VariantSpec, check_layer
 from engine.online.learning import catch_up, why_not_learnt
 from engine.online.protocol import (
     ConflictingFeedback,
@@ -83,6 +83,12 @@ class OnlineEngine:
     def create_variant(self, experiment: str, new: VariantSpec) -> Variant:
         """A new variant, or a new version of one; raises VariantError (nothing stored)."""
         return self._experiment(experiment).ab.create(new)
+
+    def assign(self, experiment: str, user_id: str) -> Assignment:
+        """The user's variant without a suggestion (a client that needs only its payload):
+        the stored one, or drawn and stored now, as `suggest` would."""
+        check_id("user_id", user_id)
+        return self._experiment(experiment, sync=False).ab.assign(user_id)
 
     def patch_variant(self, experiment: str, name: str, change: VariantPatch) -> Variant:
         return self._experiment(experiment).ab.patch(name, change)

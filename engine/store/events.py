@@ -125,8 +125,10 @@ class EventStore:
         """Store a user's assignment unless one is stored already; returns the stored one:
         the first write wins, whichever replica made it."""
         key = f"{experiment}/{layer}/{epoch}/{user_id}"
-        values = {"idempotency_key": key, "experiment": experiment, "layer": layer, "epoch": epoch}
-        self._append(assignments, [{**values, "user_id": user_id, **row}])
+        values = {"idempotency_key": key, "experiment": experiment, "layer": layer, "epoch": epoch,
+                  "user_id": user_id, **row, "recorded_at": time.time()}  # fmt: skip
+        if self._append(assignments, [values]):
+            return values  # ours is the first
         found = self._one(queries.ASSIGNMENT, key)
         if found is None:  # rows are never deleted: a key written or found must read back
             raise StoreError(f"assignment {key!r} was written but cannot be read back from {self.url!r}")

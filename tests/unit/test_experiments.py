@@ -30,25 +30,24 @@ def store(tmp_path: Path) -> EventStore:
     return EventStore(f"sqlite:///{tmp_path / 'store.db'}")
 
 
-def test_assignment_is_sticky_across_engines_restarts_and_weight_changes(store: EventStore) -> None:
-    """10,000 users assigned through one engine read the same variant through a second
-    engine over the same store, after a weight change, and after a restart."""
-    spec = with_ab()
-    first, second = ABTest(store, spec), ABTest(store, spec)
-    first.create(VariantSpec(name="control", control=True))
-    first.create(VariantSpec(name="bold", payload={"template": "bold {subject}"}))
+def test_assignment_is_sticky_across_engines_restarts_and_weight_changes(tmp_path: Path) -> None:
+    """10,000 users assigned through two engines over one store read the same variant
+    through either, after a weight change, and after a restart."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    first, second = OnlineEngine(EventStore(url)), OnlineEngine(EventStore(url))
+    first.register(SPEC)
+    first.create_variant("genai", VariantSpec(name="control", control=True))
+    first.create_variant("genai", VariantSpec(name="bold", payload={"template": "bold {subject}"}))
     users = [f"user-{i}" for i in range(10_000)]
-    half = users[:5000]
-    assigned = {u: first.assign(u).arm for u in half}
-    assigned |= {u: second.assign(u).arm for u in users[5000:]}  # the second engine draws the rest
+    assigned = {u: first.assign("genai", u).arm for u in users[:5000]}
+    assigned |= {u: second.assign("genai", u).arm for u in users[5000:]}  # the second draws the rest
     counts = Counter(assigned.values())
     assert abs(counts["bold"] - 5000) < 4 * np.sqrt(2500)  # a 1:1 split
-    first.patch("bold", VariantPatch(weight=9.0))  # users already assigned keep theirs
-    second.sync(force=True)
-    restarted = ABTest(store, spec)
+    first.patch_variant("genai", "bold", VariantPatch(weight=9.0))  # users already assigned keep theirs
+    restarted = OnlineEngine(EventStore(url))
     for engine in (first, second, restarted):
-        assert {u: engine.assign(u).arm for u in users} == assigned
-    newcomers = Counter(restarted.assign(f"new-{i}").arm for i in range(2000))
+        assert {u: engine.assign("genai", u).arm for u in users} == assigned
+    newcomers = Counter(restarted.assign("genai", f"new-{i}").arm for i in range(2000))
     assert abs(newcomers["bold"] / 2000 - 0.9) < 4 * np.sqrt(0.09 / 2000)  # new users follow the weights
 
 
@@ -227,3 +226,26 @@ def test_a_learner_variant_keeps_its_own_learner_within_the_context_bound(tmp_pa
     assert evicted  # three contexts, two slots: one was dropped and is rebuilt on use
     exp.ensure_context_model(evicted[0], "tuned@1.0.0")
     assert own.context(evicted[0]).count == 80 * served["tuned"] // 240
+
+
+def test_a_broken_split_blocks_the_recommendation(store: EventStore) -> None:
+    """Assignments that do not follow their own shares (a client bug, a biased router) are
+    found by the sample-ratio check, which blocks shipping even a clear winner."""
+    ab = ABTest(store, with_ab())
+    ab.create(VariantSpec(name="control", control=True))
+    ab.create(VariantSpec(name="treat"))
+    rng = np.random.default_rng(8)
+    for i in range(600):  # meant 50/50, written 60/40
+        variant = "treat" if rng.random() < 0.6 else "control"
+        store.assign(experiment="genai", layer="genai", epoch=0, user_id=f"u{i}", variant=variant,
+                     holdout=False, shares={"control": 0.5, "treat": 0.5})  # fmt: skip
+        store.add_suggestion(suggestion_id=f"s{i}", experiment="genai", user_id=f"u{i}", context=None,
+                             params={}, variant=f"{variant}@1.0.0", expires_at=1e12)  # fmt: skip
+        rating = 5.0 if variant == "treat" else float(rng.integers(1, 4))
+        store.add_feedback(idempotency_key="k", suggestion_id=f"s{i}", experiment="genai", user_id=f"u{i}",
+                           rating=rating, signal=None, metrics=None)  # fmt: skip
+    report = ab.report()
+    assert report["srm"]["mismatch"] and report["srm"]["p_value"] < 1e-3
+    rows = {r["name"]: r for r in report["variants"]}
+    assert rows["treat"]["decision"] == "ship"  # the comparison alone would ship it
+    assert report["recommendation"]["action"] == "blocked"
