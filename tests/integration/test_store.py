@@ -51,7 +51,8 @@ def test_events_round_trip_in_order(store_url: str) -> None:
     where: dict[str, Any] = {"experiment": "genai", "layer": "genai", "epoch": 0, "user_id": "u1"}
     first = store.assign(**where, variant="control", holdout=False, shares={"control": 1.0})
     again = store.assign(**where, variant="treat", holdout=False, shares={"treat": 1.0})
-    assert first == again and again["variant"] == "control"  # the first write wins
+    assert first["variant"] == again["variant"] == "control"  # the first write wins
+    assert again["shares"] == {"control": 1.0} and again["recorded_at"] == first["recorded_at"]
 
 
 def test_duplicates_are_no_ops_that_say_so(store_url: str) -> None:
