@@ -31,7 +31,7 @@ profiles read the store first.
 import asyncio
 import hmac
 import logging
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -330,5 +330,32 @@ class FrontierAPI:
         expected loss; the sample-ratio check; and a recommendation with its reason."""
         try:
             return self.engine.abtest(name)
+        except OnlineError as e:
+            raise HTTPException(e.status, str(e)) from None
+
+    @api.post(
+        "/v1/experiments/{name}/variants/{variant}/{action}",
+        responses=_errors(401, 403, 404, 409),
+    )
+    async def decide(
+        self,
+        name: ExperimentName,
+        variant: Annotated[str, Path(min_length=1, max_length=64)],
+        action: Literal["promote", "rollback"],
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> dict[str, Any]:
+        """Promote a variant (it becomes the control, the old control stops) or roll it back
+        (stopped: its users get the control) (admin); answers with the event recorded."""
+        self._admin(credentials)
+        try:
+            return self.engine.decide(name, variant, action)
+        except (OnlineError, VariantError) as e:
+            raise HTTPException(e.status, str(e)) from None
+
+    @api.get("/v1/experiments/{name}/history", responses=_errors(404))
+    async def history(self, name: ExperimentName) -> list[dict[str, Any]]:
+        """Every variant change, promotions and rollbacks with their statistics, oldest first."""
+        try:
+            return self.engine.history(name)
         except OnlineError as e:
             raise HTTPException(e.status, str(e)) from None

@@ -18,6 +18,8 @@ class ABBackend(Protocol):
     def create_variant(self, experiment: str, variant: dict[str, Any]) -> dict[str, Any]: ...
     def patch_variant(self, experiment: str, name: str, change: dict[str, Any]) -> dict[str, Any]: ...
     def abtest(self, experiment: str) -> dict[str, Any]: ...
+    def decide(self, experiment: str, name: str, action: str) -> dict[str, Any]: ...
+    def history(self, experiment: str) -> list[dict[str, Any]]: ...
 
 
 class _StoreBackend:
@@ -44,6 +46,14 @@ class _StoreBackend:
 
     def abtest(self, experiment: str) -> dict[str, Any]:
         return self.engine.abtest(experiment)
+
+    def decide(self, experiment: str, name: str, action: str) -> dict[str, Any]:
+        if action not in ("promote", "rollback"):
+            raise ValueError(f"unknown action {action!r}; use promote or rollback")
+        return self.engine.decide(experiment, name, "promote" if action == "promote" else "rollback")
+
+    def history(self, experiment: str) -> list[dict[str, Any]]:
+        return self.engine.history(experiment)
 
 
 def backend(args: argparse.Namespace) -> ABBackend:
@@ -85,6 +95,15 @@ def add_commands(sub: Any) -> None:
     q.add_argument("--status", choices=["draft", "running", "paused", "stopped"])
     q.add_argument("--reassign", action="store_true", help="draw every user's variant again")
     _where(q)
+    for action, text in (("promote", "make it the control (the old control stops)"),
+                         ("rollback", "stop it: its users get the control")):  # fmt: skip
+        q = actions.add_parser(action, help=text)
+        q.add_argument("experiment")
+        q.add_argument("name")
+        _where(q)
+    q = actions.add_parser("history", help="every change, promotions and rollbacks with their statistics")
+    q.add_argument("experiment")
+    _where(q)
 
 
 def _where(p: argparse.ArgumentParser) -> None:
@@ -106,6 +125,17 @@ def run(args: argparse.Namespace) -> int:
             print(f"{v['name']}@{v['version']}{mark}  {v['kind']}  {v['status']}  weight {v['weight']:g}")
         if not rows:
             print(f"{args.experiment}: no variants yet; `frontier variants create {args.experiment} NAME`")
+        return 0
+    if args.action in ("promote", "rollback"):
+        event = b.decide(args.experiment, args.name, args.action)
+        print(f"{event['variant']}@{event['version']}: {event['change']} (event {event['seq']})")
+        return 0
+    if args.action == "history":
+        for e in b.history(args.experiment):
+            by = (e["state"].get("decision") or {}).get("by")
+            mark = f" by {by}" if by else ""
+            name = f"{e['variant']}@{e['version']}"
+            print(f"{e['seq']:>6}  {name}  {e['change']}{mark}  status {e['state']['status']}")
         return 0
     if args.action == "create":
         body = {

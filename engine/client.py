@@ -145,6 +145,16 @@ class FrontierClient:
         result: dict[str, Any] = self._call("PATCH", path, dict(change), idempotent=False)
         return result
 
+    def decide(self, experiment: str, name: str, action: str) -> dict[str, Any]:
+        """Admin: `promote` or `rollback` a variant; the event recorded."""
+        path = f"/v1/experiments/{experiment}/variants/{name}/{action}"
+        result: dict[str, Any] = self._call("POST", path, None, idempotent=False)
+        return result
+
+    def history(self, experiment: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", f"/v1/experiments/{experiment}/history")
+        return result
+
     def variants(self, experiment: str) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self._call("GET", f"/v1/experiments/{experiment}/variants")
         return result

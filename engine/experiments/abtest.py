@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.experiments.allocation import pick, shares, unit_hash
-from engine.experiments.analysis import Member, Tally, analyse, arm_summaries
+from engine.experiments.analysis import Member, Tally, analyse, arm_summaries, guardrails
 from engine.experiments.variants import Variant, VariantBook, VariantError, VariantPatch, VariantSpec
 from engine.spec import ExperimentSpec
 from engine.store import EventStore
@@ -87,11 +87,7 @@ class ABTest:
             return
         self.synced_at = now
         name = self.spec.name
-        for row in self.store.since("variants", name, self.book.seq):
-            epoch = self.book.epoch
-            self.book.apply(row)
-            if self.book.epoch != epoch:
-                self._new_epoch()
+        self._read_variants()
         if not self.book.variants:  # nothing to compare yet: the first variant reads it all
             return
         outcomes = self.store.outcomes_since(name, self.outcomes_seq)
@@ -102,6 +98,36 @@ class ABTest:
             self._tally(row)
             self.outcomes_seq = row["seq"]
         self._allocate()
+        if self.spec.ab.guardrails.auto:
+            self._guard()
+
+    def _read_variants(self) -> None:
+        for row in self.store.since("variants", self.spec.name, self.book.seq):
+            epoch = self.book.epoch
+            self.book.apply(row)
+            if self.book.epoch != epoch:
+                self._new_epoch()
+
+    def _guard(self) -> None:
+        """Promote or roll back what the guardrails decide: once per variant version, on
+        whichever replica sees it first (the event's key is the decision's)."""
+        control = self.book.control()
+        if control is None:
+            return
+        variants = list(self.book.variants.values())
+        verdicts = guardrails(self.spec.ab, variants, control.name, self.members(), self.expected)
+        for name, verdict in verdicts.items():
+            if verdict["action"] is None:
+                continue
+            variant, change = (self.book.promote if verdict["action"] == "promote" else self.book.rollback)(
+                name
+            )
+            key = f"{self.spec.name}/{variant.name}@{variant.version}/{change}"
+            self.store.add_variant(
+                idempotency_key=key, **self._row(variant, change, {"by": "guardrails", **verdict})
+            )
+            self._read_variants()
+            return  # one decision at a time: the next is judged against the new state
 
     def _new_epoch(self) -> None:
         """Everyone is drawn again: all they reported so far is from before that."""
@@ -211,6 +237,24 @@ class ABTest:
         self.sync(force=True)
         return self.book.get(new.name)
 
+    def decide(self, name: str, action: str) -> dict[str, Any]:
+        """Promote or roll back by hand (admin); returns the event recorded, with the
+        statistics of the moment."""
+        self.sync(force=True)
+        variant, change = self.book.promote(name) if action == "promote" else self.book.rollback(name)
+        report = self._analyse()
+        row: dict[str, Any] = next((r for r in report.get("variants", []) if r["name"] == name), {})
+        evidence = {"by": "admin", "vs_control": row.get("vs_control"), "mean_rating": row.get("mean_rating")}
+        self.store.add_variant(idempotency_key=uuid.uuid4().hex, **self._row(variant, change, evidence))
+        self._read_variants()
+        return self.history()[-1]
+
+    def history(self) -> list[dict[str, Any]]:
+        """Every change of every variant, oldest first, as stored."""
+        rows = self.store.since("variants", self.spec.name, 0)
+        keep = ("seq", "variant", "version", "change", "state", "recorded_at")
+        return [{k: r[k] for k in keep} for r in rows]
+
     def patch(self, name: str, change: VariantPatch) -> Variant:
         self.sync(force=True)
         variant, kind = self.book.patch(name, change)
@@ -218,13 +262,14 @@ class ABTest:
         self.sync(force=True)
         return self.book.get(name)
 
-    def _row(self, variant: Variant, change: str) -> dict[str, Any]:
+    def _row(self, variant: Variant, change: str, evidence: dict[str, Any] | None = None) -> dict[str, Any]:
+        state = variant.state() if evidence is None else {**variant.state(), "decision": evidence}
         return {
             "experiment": self.spec.name,
             "variant": variant.name,
             "version": variant.version,
             "change": change,
-            "state": variant.state(),
+            "state": state,
         }
 
     # -- analysis --------------------------------------------------------------------------------
@@ -234,8 +279,13 @@ class ABTest:
         return [u.member for u in self.users.values() if u.member is not None]
 
     def report(self) -> dict[str, Any]:
-        """What `/abtest` serves (engine.experiments.analysis)."""
+        """What `/abtest` serves (engine.experiments.analysis), with the decisions made."""
         self.sync(force=True)
+        found = self._analyse()
+        decisions = [r for r in self.history() if r["change"] in ("promoted", "rolled_back")]
+        return {**found, "decisions": decisions}
+
+    def _analyse(self) -> dict[str, Any]:
         variants = list(self.book.variants.values())
         control = self.book.control()
         if control is None:

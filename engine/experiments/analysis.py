@@ -25,7 +25,7 @@ from engine.experiments.stats import Summary
 from engine.experiments.variants import Variant
 from engine.spec import ABSpec
 
-__all__ = ["Member", "Tally", "analyse", "arm_summaries"]
+__all__ = ["Member", "Tally", "analyse", "arm_summaries", "guardrails"]
 
 RATING = "rating"
 
@@ -104,21 +104,15 @@ def analyse(
     """The report `/abtest` serves. `shares`: each running variant's share of new users;
     `expected`: each variant's expected users, the sum of their assignment chances (SRM)."""
     members = list(members)
-    arms = {v.name: [m for m in members if not m.holdout and m.variant == v.name] for v in variants}
+    arms, summaries = _arms(ab, variants, members)
     alpha = 1 - ab.confidence
-    if ab.unit == "rating":
-        summaries = {n: _per_rating(ms) for n, ms in arms.items()}
-    else:
-        ratings = {n: _values(ms, RATING) for n, ms in arms.items()}
-        if ab.cuped:
-            ratings = _cuped(ratings)
-        summaries = {n: Summary.of(vals) for n, (vals, _) in ratings.items()}
     ctrl = summaries[control]
     others = [v.name for v in variants if v.name != control]
     seq_p = {n: _sequential_p(ctrl, summaries[n], ab) for n in others}
     holm = dict(zip(others, stats.holm([seq_p[n] for n in others], alpha), strict=True))
     srm = _srm(arms, expected)
     rows = []
+    running = [v.name for v in variants if v.name != control and v.status == "running"]
     for v in variants:
         row = _arm_row(v, arms[v.name], summaries[v.name], ab, shares.get(v.name, 0.0))
         if v.name != control:
@@ -126,6 +120,8 @@ def analyse(
             row["decision"], row["reason"] = _decide(
                 v.name, control, ctrl, summaries[v.name], row["vs_control"], ab
             )
+        if v.name in running and not srm["mismatch"]:
+            row["guardrail"] = _guardrail(ctrl, summaries[v.name], ab, len(running))
         rows.append(row)
     holdout = [m for m in members if m.holdout]
     held = Summary.of(_values(holdout, RATING)[0])
@@ -147,6 +143,36 @@ def analyse(
         "recommendation": _recommend(rows, srm, control),
         "power": _power(ctrl, summaries, ab),
     }
+
+
+def guardrails(
+    ab: ABSpec,
+    variants: Sequence[Variant],
+    control: str,
+    members: Iterable[Member],
+    expected: Mapping[str, float],
+) -> dict[str, dict[str, Any]]:
+    """Only the guardrails' verdicts (what `analyse` reports under `guardrail`), cheap enough
+    to run at every sync; none while the sample ratio is off."""
+    arms, summaries = _arms(ab, variants, list(members))
+    if _srm(arms, expected)["mismatch"]:
+        return {}
+    running = [v.name for v in variants if v.name != control and v.status == "running"]
+    return {n: _guardrail(summaries[control], summaries[n], ab, len(running)) for n in running}
+
+
+def _arms(
+    ab: ABSpec, variants: Sequence[Variant], members: list[Member]
+) -> tuple[dict[str, list[Member]], dict[str, Summary]]:
+    """Each variant's members (holdout apart) and the summary of its outcome: per-user
+    means, CUPED-adjusted, or every rating (`unit: rating`)."""
+    arms = {v.name: [m for m in members if not m.holdout and m.variant == v.name] for v in variants}
+    if ab.unit == "rating":
+        return arms, {n: _per_rating(ms) for n, ms in arms.items()}
+    ratings = {n: _values(ms, RATING) for n, ms in arms.items()}
+    if ab.cuped:
+        ratings = _cuped(ratings)
+    return arms, {n: Summary.of(vals) for n, (vals, _) in ratings.items()}
 
 
 def _cuped(ratings: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -233,6 +259,35 @@ def _decide(
     if high < ab.min_effect:
         return "stop", f"futile: the {interval} excludes the +{ab.min_effect} worth shipping"
     return "keep running", f"not yet decided: the {interval} holds 0 and +{ab.min_effect}"
+
+
+def _guardrail(ctrl: Summary, s: Summary, ab: ABSpec, compared: int) -> dict[str, Any]:
+    """Promote or roll back by the guardrails' margins, on the sequential interval at
+    alpha / (variants compared) so that the family of decisions keeps its level."""
+    g = ab.guardrails
+    if min(ctrl.n, s.n) < g.min_samples or not ctrl.var + s.var > 0:
+        return {"action": None, "reason": f"needs {g.min_samples} rated users on each side"}
+    alpha = (1 - ab.confidence) / compared
+    ci = stats.confidence_sequence(ctrl, s, alpha, ab.sequential_tuning)
+    found = {
+        "interval": [ci.low, ci.high],
+        "alpha": alpha,
+        "lift": s.mean - ctrl.mean,
+        "users": [ctrl.n, s.n],
+    }
+    if ci.low > g.promote_margin:
+        return {
+            "action": "promote",
+            "reason": f"better than the control by more than {g.promote_margin}",
+            **found,
+        }
+    if ci.high < -g.rollback_margin:
+        return {
+            "action": "rollback",
+            "reason": f"worse than the control by more than {g.rollback_margin}",
+            **found,
+        }
+    return {"action": None, "reason": "within the margins", **found}
 
 
 def _recommend(rows: list[dict[str, Any]], srm: dict[str, Any], control: str) -> dict[str, str]:

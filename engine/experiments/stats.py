@@ -251,13 +251,13 @@ def power(effect: float, sd: float, n_per_arm: float, alpha: float = 0.05) -> fl
 def minimum_detectable_effect(sd: float, n_per_arm: float, alpha: float = 0.05, power: float = 0.8) -> float:
     """The smallest true difference detected with probability `power` (statsmodels)."""
     d = TTestIndPower().solve_power(nobs1=n_per_arm, alpha=alpha, power=power, ratio=1.0)
-    return float(d) * sd
+    return float(np.ravel(d)[0]) * sd  # statsmodels answers with a scalar or a 1-element array
 
 
 def users_needed(effect: float, sd: float, alpha: float = 0.05, power: float = 0.8) -> int:
     """Users per arm for a two-sided t-test at `alpha` to detect `effect` with `power`."""
     n = TTestIndPower().solve_power(effect_size=effect / sd, alpha=alpha, power=power, ratio=1.0)
-    return int(np.ceil(n))
+    return int(np.ceil(np.ravel(n)[0]))
 
 
 def cuped(post: np.ndarray, pre: np.ndarray) -> tuple[np.ndarray, float]:

@@ -162,6 +162,10 @@ class VariantBook:
         )
         if row["change"] == "created":
             self.created[f"{name}@{row['version']}"] = self.variants[name]
+        if row["change"] == "promoted":  # the old control stops: its users get the new one
+            for other in list(self.variants.values()):
+                if other.control and other.name != name:
+                    self.variants[other.name] = replace(other, control=False, status="stopped")
         if row["change"] == "reassigned":
             self.epoch += 1
         self.seq = row["seq"]
@@ -245,6 +249,26 @@ class VariantBook:
             raise VariantError("the change names nothing to change; send weight, status or reassign")
         self._check_weights({**self.variants, name: variant})
         return variant, "reassigned" if change.reassign else "updated"
+
+    def promote(self, name: str) -> tuple[Variant, str]:
+        """The variant as the control (the old control stops)."""
+        old = self.get(name)
+        if old.control:
+            raise VariantError(f"variant {name!r} is the control already", CONFLICT)
+        if old.status != "running":
+            raise VariantError(
+                f"variant {name!r} is {old.status}; only a running variant is promoted", CONFLICT
+            )
+        return replace(old, control=True), "promoted"
+
+    def rollback(self, name: str) -> tuple[Variant, str]:
+        """The variant stopped: its users are served the control."""
+        old = self.get(name)
+        if old.control:
+            raise VariantError(f"variant {name!r} is the control; promote another variant instead", CONFLICT)
+        if old.status == "stopped":
+            raise VariantError(f"variant {name!r} is stopped already", CONFLICT)
+        return replace(old, status="stopped"), "rolled_back"
 
     def _check_parent(self, parent: str) -> None:
         name, _, version = parent.partition("@")

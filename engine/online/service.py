@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -89,6 +89,15 @@ class OnlineEngine:
         the stored one, or drawn and stored now, as `suggest` would."""
         check_id("user_id", user_id)
         return self._experiment(experiment, sync=False).ab.assign(user_id)
+
+    def decide(self, experiment: str, name: str, action: Literal["promote", "rollback"]) -> dict[str, Any]:
+        """Promote a variant (it becomes the control) or roll it back (stopped); returns the
+        event recorded, with the statistics of the moment."""
+        return self._experiment(experiment).ab.decide(name, action)
+
+    def history(self, experiment: str) -> list[dict[str, Any]]:
+        """Every variant change, decisions included, oldest first."""
+        return self._experiment(experiment).ab.history()
 
     def patch_variant(self, experiment: str, name: str, change: VariantPatch) -> Variant:
         return self._experiment(experiment).ab.patch(name, change)

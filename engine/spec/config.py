@@ -150,6 +150,23 @@ class ContextsSpec(_Model):
         return self
 
 
+class GuardrailSpec(_Model):
+    """Automatic promotion and rollback of running variants against the control.
+
+    A variant is promoted (it becomes the control; the old control stops) when the
+    sequential test finds it better than the control by more than `promote_margin` at the
+    experiment's confidence, and rolled back (stopped; its users get the control) when it
+    finds it worse by more than `rollback_margin`; never before both sides have
+    `min_samples` rated users. Off unless `auto`: promotion and rollback by hand
+    (`POST .../variants/{name}/promote`, `.../rollback`) work either way.
+    """
+
+    auto: bool = False
+    promote_margin: float = Field(default=0.1, ge=0.0, description="stars better than control")
+    rollback_margin: float = Field(default=0.2, ge=0.0, description="stars worse than control")
+    min_samples: int = Field(default=10, ge=2, description="rated users on each side first")
+
+
 class ABSpec(_Model):
     """How an experiment's variants split its users and how they are compared.
 
@@ -188,6 +205,7 @@ class ABSpec(_Model):
     winsorize: float = Field(
         default=0.01, ge=0.0, lt=0.5, description="share of the largest metric values capped (latency, cost)"
     )
+    guardrails: GuardrailSpec = Field(default_factory=GuardrailSpec)
 
     @model_validator(mode="after")
     def _range(self) -> ABSpec:

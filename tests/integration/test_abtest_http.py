@@ -94,6 +94,20 @@ def test_variants_assignment_and_abtest_over_http(served: Served) -> None:
         assert frontier(["ab", NAME, "--url", served.base]) == 0
     assert "recommendation: ship vivid" in out.getvalue()
 
+    # promotion by hand: admin only, bad input changes nothing, the event answers
+    before = anyone.history(NAME)
+    wrong = FrontierClient(served.base, admin_token="wrong")
+    assert status_of(lambda: anyone.decide(NAME, "vivid", "promote")) == 401
+    assert status_of(lambda: wrong.decide(NAME, "vivid", "promote")) == 403
+    assert status_of(lambda: admin.decide(NAME, "nope", "promote")) == 404
+    assert status_of(lambda: admin.decide(NAME, "control", "promote")) == 409  # the control already
+    assert status_of(lambda: admin.decide(NAME, "vivid", "launch")) == 422
+    assert anyone.history(NAME) == before
+    event = admin.decide(NAME, "vivid", "promote")
+    assert event["change"] == "promoted" and event["state"]["decision"]["vs_control"]["lift"] > 0
+    assert anyone.history(NAME)[-1] == event and anyone.abtest(NAME)["decisions"] == [event]
+    assert {v["name"]: v["control"] for v in anyone.variants(NAME)} == {"control": False, "vivid": True}
+
 
 def test_the_readme_walkthrough_runs_as_pasted(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
     (example,) = [b for b in python_blocks() if "create_variant(" in b]

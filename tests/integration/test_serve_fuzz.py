@@ -33,6 +33,8 @@ ENDPOINTS = {
     ("PATCH", "/v1/experiments/{name}/variants/{variant}"),
     ("GET", "/v1/experiments/{name}/variants"),
     ("GET", "/v1/experiments/{name}/abtest"),
+    ("POST", "/v1/experiments/{name}/variants/{variant}/{action}"),
+    ("GET", "/v1/experiments/{name}/history"),
 }
 
 

@@ -249,3 +249,79 @@ def test_a_broken_split_blocks_the_recommendation(store: EventStore) -> None:
     rows = {r["name"]: r for r in report["variants"]}
     assert rows["treat"]["decision"] == "ship"  # the comparison alone would ship it
     assert report["recommendation"]["action"] == "blocked"
+
+
+def drive(engine: OnlineEngine, name: str, truth: dict[str, float], users: range, seed: int) -> int:
+    """Users rate once, their stars their variant's true mean plus noise of sd 1, until a
+    promotion or rollback (checked every 25 users); returns the users driven."""
+    rng = np.random.default_rng(seed)
+    for i in users:
+        s = engine.suggest(name, f"u{i}")
+        stars = int(np.clip(round(truth[s.variant] + rng.normal(0, 1.0)), 1, 5))
+        engine.feedback(s.suggestion_id, Feedback(rating=stars))
+        if i % 25 == 0 and any(e["change"] != "created" for e in engine.history(name)):
+            return i + 1
+    return len(users)
+
+
+@pytest.mark.parametrize(("lift", "change"), [(0.5, "promoted"), (-0.5, "rolled_back")])
+def test_guardrails_promote_a_better_variant_and_roll_back_a_worse_one(
+    store: EventStore, lift: float, change: str
+) -> None:
+    spec = with_ab(sync_s=0.0, guardrails={"auto": True})
+    engine = OnlineEngine(store)
+    engine.register(spec)
+    engine.create_variant("genai", VariantSpec(name="control", control=True))
+    engine.create_variant("genai", VariantSpec(name="treat"))
+    truth = {"control": 3.0, "treat": 3.0 + lift}
+    driven = drive(engine, "genai", truth, range(1200), seed=9)
+    decisions = [e for e in engine.history("genai") if e["change"] in ("promoted", "rolled_back")]
+    assert [(e["variant"], e["change"]) for e in decisions] == [("treat", change)]
+    evidence = decisions[0]["state"]["decision"]
+    assert evidence["by"] == "guardrails" and min(evidence["users"]) >= 10
+    low, high = evidence["interval"]
+    assert low > 0.1 if change == "promoted" else high < -0.2  # the margins, at the test's confidence
+    variants = {v.name: v for v in engine.variants("genai")}
+    if change == "promoted":
+        assert variants["treat"].control and variants["control"].status == "stopped"
+    else:
+        assert variants["treat"].status == "stopped" and variants["control"].control
+    # from now on everyone is served the winner, whatever they were assigned
+    served = {engine.suggest("genai", f"u{i}").variant for i in range(driven, driven + 60)}
+    assert served == {"treat" if change == "promoted" else "control"}
+
+
+def test_no_decision_within_the_margins(store: EventStore) -> None:
+    """Variants alike: after 600 users the guardrails have neither promoted nor rolled back."""
+    engine = OnlineEngine(store)
+    engine.register(with_ab(sync_s=0.0, guardrails={"auto": True}))
+    engine.create_variant("genai", VariantSpec(name="control", control=True))
+    engine.create_variant("genai", VariantSpec(name="same"))
+    assert drive(engine, "genai", {"control": 3.5, "same": 3.5}, range(600), seed=10) == 600
+    assert [e["change"] for e in engine.history("genai")] == ["created", "created"]
+
+
+def test_history_after_promote_and_rollback_is_exact(store: EventStore) -> None:
+    engine = OnlineEngine(store)
+    engine.register(SPEC)
+    engine.create_variant("genai", VariantSpec(name="a", control=True))
+    engine.create_variant("genai", VariantSpec(name="b", payload={"template": "b"}))
+    engine.create_variant("genai", VariantSpec(name="c"))
+    engine.patch_variant("genai", "c", VariantPatch(weight=2.0))
+    promoted = engine.decide("genai", "b", "promote")
+    rolled = engine.decide("genai", "c", "rollback")
+    with pytest.raises(VariantError, match="is the control already"):
+        engine.decide("genai", "b", "promote")
+    with pytest.raises(VariantError, match="stopped already"):
+        engine.decide("genai", "c", "rollback")
+    history = engine.history("genai")
+    assert [(e["variant"], e["change"]) for e in history] == [
+        ("a", "created"), ("b", "created"), ("c", "created"), ("c", "updated"),
+        ("b", "promoted"), ("c", "rolled_back"),
+    ]  # fmt: skip
+    assert history[-2] == promoted and history[-1] == rolled
+    assert promoted["state"]["control"] and promoted["state"]["decision"]["by"] == "admin"
+    final = {v.name: (v.control, v.status, v.weight) for v in engine.variants("genai")}
+    assert final == {"a": (False, "stopped", 1.0), "b": (True, "running", 1.0), "c": (False, "stopped", 2.0)}
+    replayed = OnlineEngine(EventStore(store.url)).variants("genai")  # a fresh fold agrees
+    assert {v.name: (v.control, v.status, v.weight) for v in replayed} == final
