@@ -118,6 +118,8 @@ class VariantOut(_Body):
     weight: float
     control: bool
     versions: list[str] = Field(description="every version created, oldest first")
+    cap: float = Field(description="the most of new users it may get: its ramp step")
+    ramp_users: int = Field(description="its rated users when its ramp step began")
 
 
 class Health(_Body):

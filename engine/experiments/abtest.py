@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.experiments.allocation import pick, shares, unit_hash
+from engine.experiments.allocation import capped, pick, shares, unit_hash
 from engine.experiments.analysis import Member, Tally, analyse, arm_summaries, guardrails
 from engine.experiments.variants import Variant, VariantBook, VariantError, VariantPatch, VariantSpec
 from engine.spec import ExperimentSpec
@@ -98,7 +98,8 @@ class ABTest:
             self._tally(row)
             self.outcomes_seq = row["seq"]
         self._allocate()
-        if self.spec.ab.guardrails.auto:
+        g = self.spec.ab.guardrails
+        if g.auto or g.ramp or g.metrics:
             self._guard()
 
     def _read_variants(self) -> None:
@@ -109,20 +110,25 @@ class ABTest:
                 self._new_epoch()
 
     def _guard(self) -> None:
-        """Promote or roll back what the guardrails decide: once per variant version, on
-        whichever replica sees it first (the event's key is the decision's)."""
+        """Do what the guardrails decide (promote, roll back, ramp up): once per variant
+        version and step, on whichever replica sees it first (the event's key is the
+        decision's)."""
         control = self.book.control()
         if control is None:
             return
         variants = list(self.book.variants.values())
-        verdicts = guardrails(self.spec.ab, variants, control.name, self.members(), self.expected)
-        for name, verdict in verdicts.items():
-            if verdict["action"] is None:
+        found = guardrails(
+            self.spec.ab, variants, control.name, self.members(), self.expected, self._directions()
+        )
+        for name, verdict in found.items():
+            action = verdict["action"]
+            if action is None:
                 continue
-            variant, change = (self.book.promote if verdict["action"] == "promote" else self.book.rollback)(
-                name
-            )
-            key = f"{self.spec.name}/{variant.name}@{variant.version}/{change}"
+            if action == "ramp":
+                variant, change = self.book.ramp(name, verdict["rated"])
+            else:
+                variant, change = (self.book.promote if action == "promote" else self.book.rollback)(name)
+            key = f"{self.spec.name}/{variant.name}@{variant.version}/{change}/{variant.cap}"
             self.store.add_variant(
                 idempotency_key=key, **self._row(variant, change, {"by": "guardrails", **verdict})
             )
@@ -177,7 +183,9 @@ class ABTest:
             return
         arms = arm_summaries(self.members(), list(running))
         ab = self.spec.ab
-        self.shares = shares(ab.allocation, running, arms, ab.floor, seed=self.spec.seed)
+        found = shares(ab.allocation, running, arms, ab.floor, seed=self.spec.seed)
+        caps = {v.name: v.cap for v in self.book.running() if v.cap < 1}
+        self.shares = capped(found, caps) if caps else found
 
     # -- assignment ------------------------------------------------------------------------------
 
@@ -285,11 +293,16 @@ class ABTest:
         decisions = [r for r in self.history() if r["change"] in ("promoted", "rolled_back")]
         return {**found, "decisions": decisions}
 
+    def _directions(self) -> dict[str, str]:
+        return {m.name: m.direction for m in self.spec.metrics}
+
     def _analyse(self) -> dict[str, Any]:
         variants = list(self.book.variants.values())
         control = self.book.control()
         if control is None:
             advice = {"action": "keep running", "reason": "no variants yet: create one (POST .../variants)"}
             return {"experiment": self.spec.name, "variants": [], "recommendation": advice}
-        found = analyse(self.spec.ab, variants, control.name, self.members(), self.shares, self.expected)
+        directions = self._directions()
+        members = self.members()
+        found = analyse(self.spec.ab, variants, control.name, members, self.shares, self.expected, directions)
         return {"experiment": self.spec.name, "layer": self.spec.layer(), "epoch": self.book.epoch, **found}

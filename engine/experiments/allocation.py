@@ -17,7 +17,7 @@ import numpy as np
 
 from engine.experiments.stats import Summary
 
-__all__ = ["THOMPSON_DRAWS", "pick", "shares", "unit_hash"]
+__all__ = ["THOMPSON_DRAWS", "capped", "pick", "shares", "unit_hash"]
 
 THOMPSON_DRAWS = 4096  # Monte Carlo draws for P(best); its error (<= 0.008) is below the floor's scale
 
@@ -92,3 +92,22 @@ def _posteriors(names: Sequence[str], arms: Mapping[str, Summary]) -> tuple[np.n
             means.append(s.mean)
             ses.append(float(np.sqrt(s.se2)))
     return np.asarray(means), np.asarray(ses)
+
+
+def capped(shares_: Mapping[str, float], caps: Mapping[str, float]) -> dict[str, float]:
+    """Shares with each variant held to its cap (a ramp's step), what the caps free given
+    to the uncapped in proportion to their shares (all of it to the first when none has
+    any); still summing to 1 while one variant is uncapped."""
+    out = dict(shares_)
+    for _ in range(len(out)):  # capping may push another over its cap: repeat
+        over = {n: s - caps[n] for n, s in out.items() if n in caps and s > caps[n] + 1e-12}
+        if not over:
+            break
+        free = [n for n in out if out[n] < caps.get(n, 1.0) - 1e-12 and n not in over]
+        for n in over:
+            out[n] = caps[n]
+        spare = sum(over.values())
+        base = sum(out[n] for n in free)
+        for n in free:
+            out[n] += spare * (out[n] / base if base > 0 else (1.0 if n == free[0] else 0.0))
+    return out

@@ -100,9 +100,11 @@ def analyse(
     members: Iterable[Member],
     shares: Mapping[str, float],
     expected: Mapping[str, float],
+    directions: Mapping[str, str],
 ) -> dict[str, Any]:
     """The report `/abtest` serves. `shares`: each running variant's share of new users;
-    `expected`: each variant's expected users, the sum of their assignment chances (SRM)."""
+    `expected`: each variant's expected users, the sum of their assignment chances (SRM);
+    `directions`: each metric's "min" or "max" (the guardrails')."""
     members = list(members)
     arms, summaries = _arms(ab, variants, members)
     alpha = 1 - ab.confidence
@@ -112,7 +114,7 @@ def analyse(
     holm = dict(zip(others, stats.holm([seq_p[n] for n in others], alpha), strict=True))
     srm = _srm(arms, expected)
     rows = []
-    running = [v.name for v in variants if v.name != control and v.status == "running"]
+    verdicts = guardrails(ab, variants, control, members, expected, directions)
     for v in variants:
         row = _arm_row(v, arms[v.name], summaries[v.name], ab, shares.get(v.name, 0.0))
         if v.name != control:
@@ -120,8 +122,8 @@ def analyse(
             row["decision"], row["reason"] = _decide(
                 v.name, control, ctrl, summaries[v.name], row["vs_control"], ab
             )
-        if v.name in running and not srm["mismatch"]:
-            row["guardrail"] = _guardrail(ctrl, summaries[v.name], ab, len(running))
+        if v.name in verdicts:
+            row["guardrail"] = verdicts[v.name]
         rows.append(row)
     holdout = [m for m in members if m.holdout]
     held = Summary.of(_values(holdout, RATING)[0])
@@ -151,14 +153,61 @@ def guardrails(
     control: str,
     members: Iterable[Member],
     expected: Mapping[str, float],
+    directions: Mapping[str, str],
 ) -> dict[str, dict[str, Any]]:
-    """Only the guardrails' verdicts (what `analyse` reports under `guardrail`), cheap enough
-    to run at every sync; none while the sample ratio is off."""
+    """What the guardrails do now to each running variant: `promote` (with `auto`),
+    `rollback` (rating below the margin with `auto` or a ramp; a metric of
+    `guardrails.metrics` worse than its tolerance), `ramp` (its step held for
+    `ramp_users` more rated users), or nothing. None while the sample ratio is off.
+    `directions`: each metric's "min" or "max"."""
+    g = ab.guardrails
     arms, summaries = _arms(ab, variants, list(members))
     if _srm(arms, expected)["mismatch"]:
         return {}
-    running = [v.name for v in variants if v.name != control and v.status == "running"]
-    return {n: _guardrail(summaries[control], summaries[n], ab, len(running)) for n in running}
+    running = [v for v in variants if v.name != control and v.status == "running"]
+    out = {}
+    for v in running:
+        verdict = _guardrail(summaries[control], summaries[v.name], ab, len(running))
+        if verdict["action"] == "promote" and not g.auto:
+            verdict = {**verdict, "action": None, "reason": "promotion is by hand (guardrails.auto is off)"}
+        if verdict["action"] == "rollback" and not (g.auto or g.ramp):
+            verdict = {**verdict, "action": None, "reason": "rollback is by hand (guardrails.auto is off)"}
+        broken = _broken_metric(arms[control], arms[v.name], ab, directions, len(running))
+        if broken is not None:
+            verdict = broken
+        elif verdict["action"] is None and g.ramp and v.cap < 1:
+            rated = summaries[v.name].n
+            if rated - v.ramp_users >= g.ramp_users:
+                held = f"{rated - v.ramp_users} rated users at {v.cap:.0%}, the guardrails hold"
+                verdict = {**verdict, "action": "ramp", "rated": rated, "reason": held}
+        out[v.name] = verdict
+    return out
+
+
+def _broken_metric(
+    ctrl: list[Member], arm: list[Member], ab: ABSpec, directions: Mapping[str, str], compared: int
+) -> dict[str, Any] | None:
+    """A rollback when the sequential interval shows a guardrail metric worse than the
+    control by more than its tolerance (relative to the control's mean)."""
+    g = ab.guardrails
+    alpha = (1 - ab.confidence) / compared
+    for metric, tolerance in g.metrics.items():
+        c, s = Summary.of(_values(ctrl, metric)[0]), Summary.of(_values(arm, metric)[0])
+        if min(c.n, s.n) < g.min_samples or not c.var + s.var > 0:
+            continue
+        ci = stats.confidence_sequence(c, s, alpha, ab.sequential_tuning)
+        limit = tolerance * abs(c.mean)
+        worse = ci.low > limit if directions.get(metric) == "min" else ci.high < -limit
+        if worse:
+            return {
+                "action": "rollback",
+                "reason": f"guardrail {metric} broke: {s.mean:.4g} against the control's {c.mean:.4g} "
+                f"(interval of the difference [{ci.low:.4g}, {ci.high:.4g}], tolerance {tolerance:.0%})",
+                "metric": metric,
+                "interval": [ci.low, ci.high],
+                "users": [c.n, s.n],
+            }
+    return None
 
 
 def _arms(

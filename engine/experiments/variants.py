@@ -115,6 +115,8 @@ class Variant:
     weight: float
     control: bool
     versions: tuple[str, ...] = field(default=())  # every version created, oldest first
+    cap: float = 1.0  # the most of new users it may get (a ramp's step)
+    ramp_users: int = 0  # its rated users when its ramp step began
 
     def state(self) -> dict[str, Any]:
         """What the log stores after a change."""
@@ -125,6 +127,8 @@ class Variant:
             "status": self.status,
             "weight": self.weight,
             "control": self.control,
+            "cap": self.cap,
+            "ramp_users": self.ramp_users,
         }
 
     def public(self) -> dict[str, Any]:
@@ -159,6 +163,8 @@ class VariantBook:
             weight=float(state["weight"]),
             control=bool(state["control"]),
             versions=versions or (old.versions if old else (row["version"],)),
+            cap=float(state.get("cap", 1.0)),
+            ramp_users=int(state.get("ramp_users", 0)),
         )
         if row["change"] == "created":
             self.created[f"{name}@{row['version']}"] = self.variants[name]
@@ -231,9 +237,11 @@ class VariantBook:
             self._check_parent(new.parent)
         parent = new.parent or (f"{old.name}@{old.version}" if old else None)
         control = new.control or (old.control if old else False)
+        ramp = self.spec.ab.guardrails.ramp
         variant = Variant(
             new.name, new.version, new.kind, new.payload, parent, new.status, new.weight, control,
             (*old.versions, new.version) if old else (new.version,),
+            cap=ramp[0] if ramp and not control else 1.0,  # a new version ramps up again
         )  # fmt: skip
         self._check_weights({**self.variants, new.name: variant})
         return variant, "created"
@@ -259,7 +267,7 @@ class VariantBook:
             raise VariantError(
                 f"variant {name!r} is {old.status}; only a running variant is promoted", CONFLICT
             )
-        return replace(old, control=True), "promoted"
+        return replace(old, control=True, cap=1.0), "promoted"
 
     def rollback(self, name: str) -> tuple[Variant, str]:
         """The variant stopped: its users are served the control."""
@@ -269,6 +277,13 @@ class VariantBook:
         if old.status == "stopped":
             raise VariantError(f"variant {name!r} is stopped already", CONFLICT)
         return replace(old, status="stopped"), "rolled_back"
+
+    def ramp(self, name: str, rated: int) -> tuple[Variant, str]:
+        """The variant at its ramp's next step; `rated`: its rated users now."""
+        old = self.get(name)
+        steps = self.spec.ab.guardrails.ramp or [1.0]
+        cap = next((x for x in steps if x > old.cap), 1.0)
+        return replace(old, cap=cap, ramp_users=rated), "ramped"
 
     def _check_parent(self, parent: str) -> None:
         name, _, version = parent.partition("@")

@@ -165,6 +165,28 @@ class GuardrailSpec(_Model):
     promote_margin: float = Field(default=0.1, ge=0.0, description="stars better than control")
     rollback_margin: float = Field(default=0.2, ge=0.0, description="stars worse than control")
     min_samples: int = Field(default=10, ge=2, description="rated users on each side first")
+    ramp: list[float] | None = Field(
+        default=None,
+        description="shares a new variant is capped at, step by step, e.g. [0.01, 0.05, 0.25, 0.5, 1.0]",
+    )
+    ramp_users: int = Field(default=20, ge=1, description="its rated users a ramp step needs before the next")
+    metrics: dict[str, float] = Field(
+        default_factory=dict,
+        description="metric -> relative degradation against the control that stops a variant, e.g. 0.2",
+    )
+
+    @model_validator(mode="after")
+    def _steps(self) -> GuardrailSpec:
+        steps = self.ramp
+        if steps is not None and (
+            not steps or any(not 0 < x <= 1 for x in steps) or steps != sorted(set(steps)) or steps[-1] != 1
+        ):
+            raise ValueError(
+                f"guardrails.ramp {steps} must rise within (0, 1] to 1, e.g. [0.01, 0.05, 0.25, 0.5, 1.0]"
+            )
+        if any(not t > 0 for t in self.metrics.values()):
+            raise ValueError(f"guardrails.metrics {self.metrics} needs tolerances > 0, e.g. {{speed: 0.2}}")
+        return self
 
 
 class ABSpec(_Model):
@@ -240,6 +262,9 @@ class ExperimentSpec(_Model):
         names = [m.name for m in self.metrics]
         if len(set(names)) != len(names):
             raise ValueError(f"metrics {names} repeat a name; give each metric once")
+        unknown_guards = sorted(set(self.ab.guardrails.metrics) - set(names))
+        if unknown_guards:
+            raise ValueError(f"ab.guardrails.metrics names {unknown_guards}, not metrics {names}")
         if self.preference is None:
             return self
         unknown = set(self.preference) - set(names)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from engine.experiments import ABTest, VariantError, VariantPatch, VariantSpec, shares, unit_hash
+from engine.experiments.allocation import capped
 from engine.experiments.stats import Summary
 from engine.online import Feedback, InvalidRequest, OnlineEngine, Priors
 from engine.spec import ExperimentSpec, load_spec
@@ -325,3 +326,51 @@ def test_history_after_promote_and_rollback_is_exact(store: EventStore) -> None:
     assert final == {"a": (False, "stopped", 1.0), "b": (True, "running", 1.0), "c": (False, "stopped", 2.0)}
     replayed = OnlineEngine(EventStore(store.url)).variants("genai")  # a fresh fold agrees
     assert {v.name: (v.control, v.status, v.weight) for v in replayed} == final
+
+
+def test_capped_shares_hold_the_cap_and_sum_to_one() -> None:
+    assert capped({"a": 0.5, "b": 0.5}, {"b": 0.01}) == pytest.approx({"a": 0.99, "b": 0.01})
+    found = capped({"a": 0.1, "b": 0.3, "c": 0.6}, {"c": 0.05, "b": 0.25})
+    assert found == pytest.approx({"a": 0.7, "b": 0.25, "c": 0.05}) and sum(found.values()) == pytest.approx(
+        1
+    )
+
+
+def test_a_ramp_steps_up_while_the_guardrails_hold(store: EventStore) -> None:
+    ramp = {"ramp": [0.05, 0.25, 1.0], "ramp_users": 15}
+    engine = OnlineEngine(store)
+    engine.register(with_ab(sync_s=0.0, guardrails=ramp))
+    engine.create_variant("genai", VariantSpec(name="control", control=True))
+    engine.create_variant("genai", VariantSpec(name="treat"))
+    rng = np.random.default_rng(11)
+    first_step = []
+    for i in range(900):
+        s = engine.suggest("genai", f"u{i}")
+        caps = [e["state"]["cap"] for e in engine.history("genai") if e["change"] == "ramped"]
+        if not caps:
+            first_step.append(s.variant)
+        engine.feedback(s.suggestion_id, Feedback(rating=int(np.clip(round(3 + rng.normal()), 1, 5))))
+        if caps and caps[-1] == 1.0:
+            break
+    assert caps == [0.25, 1.0]  # 5% -> 25% -> 100%
+    share = first_step.count("treat") / len(first_step)
+    assert len(first_step) > 150 and abs(share - 0.05) < 4 * np.sqrt(0.05 * 0.95 / len(first_step))
+
+
+def test_a_broken_guardrail_metric_stops_the_ramp(store: EventStore) -> None:
+    guard = {"ramp": [0.25, 0.5, 1.0], "ramp_users": 400, "metrics": {"speed": 0.1}}
+    engine = OnlineEngine(store)
+    engine.register(with_ab(sync_s=0.0, guardrails=guard))
+    engine.create_variant("genai", VariantSpec(name="control", control=True))
+    engine.create_variant("genai", VariantSpec(name="slow"))
+    rng = np.random.default_rng(12)
+    for i in range(1500):
+        s = engine.suggest("genai", f"u{i}")
+        speed = (4000.0 if s.variant == "slow" else 3000.0) + rng.normal(0, 500)
+        engine.feedback(s.suggestion_id, Feedback(rating=4, metrics={"speed": speed}))
+        if i % 25 == 0 and engine.variants("genai")[1].status == "stopped":
+            break
+    (decision,) = [e for e in engine.history("genai") if e["change"] != "created"]
+    assert decision["change"] == "rolled_back" and decision["state"]["decision"]["metric"] == "speed"
+    assert decision["state"]["cap"] == 0.25  # it never stepped up
+    assert {engine.suggest("genai", f"late-{i}").variant for i in range(40)} == {"control"}
