@@ -87,6 +87,7 @@ class FrontierClient:
         time_to_accept_s: float | None = None,
         retries: int | None = None,
         idempotency_key: str | None = None,
+        comment: str | None = None,
     ) -> str:
         """'recorded', or 'duplicate' when this key was stored before."""
         body = {
@@ -96,6 +97,7 @@ class FrontierClient:
             "metrics": dict(metrics) if metrics else None,
             "time_to_accept_s": time_to_accept_s,
             "retries": retries,
+            "comment": comment,
             "idempotency_key": idempotency_key or uuid.uuid4().hex,
         }
         body = {k: v for k, v in body.items() if v is not None}
@@ -229,6 +231,7 @@ class HttpOnline:
             time_to_accept_s=feedback.time_to_accept_s,
             retries=feedback.retries,
             idempotency_key=idempotency_key,
+            comment=feedback.comment,
         )
 
     def profile(self, experiment: str, user_id: str) -> dict[str, Any]:

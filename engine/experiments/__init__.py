@@ -3,7 +3,8 @@
 
 `variants` (the log of changes and its checks), `allocation` (hashes and shares),
 `abtest` (one experiment's A/B state over the store), `analysis` (the report),
-`stats` (pure statistics), `layers` (experiments sharing users)."""
+`stats` (pure statistics), `layers` (experiments sharing users), `comments` (the issues
+feedback comments name)."""
 
 from engine.experiments import stats
 from engine.experiments.abtest import DEFAULT_VARIANT, ABTest, Assignment, served_name

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.experiments.allocation import capped, pick, shares, unit_hash
 from engine.experiments.analysis import Member, Tally, analyse, arm_summaries, guardrails
+from engine.experiments.comments import tags
 from engine.experiments.variants import Variant, VariantBook, VariantError, VariantPatch, VariantSpec
 from engine.spec import ExperimentSpec
 from engine.store import EventStore
@@ -69,6 +71,7 @@ class ABTest:
         self.book = VariantBook(spec, constants)
         self.users: dict[str, _User] = {}
         self.expected: dict[str, float] = {}  # per variant, the sum of its assigned users' chances
+        self.issues: dict[str, Counter[str]] = {}  # per variant served, the issues comments named
         self.assignments_seq = 0
         self.outcomes_seq = 0
         self.synced_at = -float("inf")
@@ -162,6 +165,8 @@ class ABTest:
         """Attribute one feedback row: before the user's assignment (CUPED's covariate), to
         their arm while it served them, or to nothing (they were served the control while
         their variant was paused)."""
+        if row["comment"]:
+            self.issues.setdefault(served_name(row["variant"]), Counter()).update(tags(row["comment"]))
         user = self.users.setdefault(row["user_id"], _User())
         member = user.member
         if member is None or row["recorded_at"] < user.at:
@@ -290,6 +295,8 @@ class ABTest:
         """What `/abtest` serves (engine.experiments.analysis), with the decisions made."""
         self.sync(force=True)
         found = self._analyse()
+        for row in found["variants"]:  # what users' comments name, most often first
+            row["issues"] = dict(self.issues.get(row["name"], Counter()).most_common())
         decisions = [r for r in self.history() if r["change"] in ("promoted", "rolled_back")]
         return {**found, "decisions": decisions}
 

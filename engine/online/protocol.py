@@ -94,14 +94,21 @@ def check_id(name: str, value: str, limit: int = MAX_ID) -> None:
 
 def content_key(fb: Feedback) -> str:
     """Without an idempotency key, identical feedback on one suggestion counts once."""
-    body = json.dumps(fb.model_dump(), sort_keys=True)
+    # without a comment, the body as before comments existed: a retry across an upgrade keeps its key
+    body = json.dumps(fb.model_dump(exclude={"comment"} if fb.comment is None else None), sort_keys=True)
     return f"auto:{hashlib.sha256(body.encode()).hexdigest()[:32]}"
 
 
 def stored_feedback(row: dict[str, Any]) -> Feedback:
     """The feedback a stored row carries."""
     implicit = row["implicit"] or {}
-    return Feedback(rating=row["rating"], signal=row["signal"], metrics=row["metrics"], **implicit)
+    found = {
+        "rating": row["rating"],
+        "signal": row["signal"],
+        "metrics": row["metrics"],
+        "comment": row.get("comment"),
+    }
+    return Feedback(**found, **implicit)
 
 
 def stored_reward(

@@ -61,6 +61,9 @@ SIGNAL_REWARD: dict[str, float] = {
 }
 
 
+MAX_COMMENT = 1000  # characters
+
+
 class Feedback(BaseModel):
     """One piece of feedback on a suggestion: a rating, a signal, implicit signals and/or metrics."""
 
@@ -76,6 +79,12 @@ class Feedback(BaseModel):
     )
     retries: int | None = Field(
         default=None, ge=0, le=1000, description="implicit: re-generations before this"
+    )
+    comment: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_COMMENT,
+        description="what the user said, e.g. 'too dark'; tagged with the issues it names",
     )
 
     @field_validator("metrics")

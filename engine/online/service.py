@@ -258,6 +258,7 @@ class OnlineEngine:
             signal=feedback.signal,
             metrics=feedback.metrics,
             implicit=feedback.implicit() or None,
+            comment=feedback.comment,
         )
         if not stored:
             if not self._same_as_stored(suggestion_id, key, feedback):

@@ -40,6 +40,7 @@ OUTCOMES_SINCE = (
         feedback.c.user_id,
         feedback.c.rating,
         feedback.c.metrics,
+        feedback.c.comment,
         feedback.c.recorded_at,
         suggestions.c.variant,
     )

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 
 __all__ = ["SCHEMA_VERSION", "TABLES", "feedback_key"]
 
-SCHEMA_VERSION = 4  # 2: feedback.implicit; 3: feedback keys scoped to suggestions, trials.run_id;
-# 4: variants and assignments (variant_changes, which no release wrote, dropped)
+SCHEMA_VERSION = 5  # 2: feedback.implicit; 3: feedback keys scoped to suggestions, trials.run_id;
+# 4: variants and assignments (variant_changes, which no release wrote, dropped); 5: feedback.comment
 
 metadata = sa.MetaData()
 
@@ -62,6 +62,7 @@ feedback = _events(
     sa.Column("signal", sa.String(32)),
     sa.Column("metrics", sa.JSON),
     sa.Column("implicit", sa.JSON),  # time_to_accept_s, retries (schema version 2)
+    sa.Column("comment", sa.Text),  # what the user said (schema version 5)
 )  # idempotency_key: "<suggestion id>/<the client's key>" (`feedback_key`, schema version 3)
 trials = _events(
     "trials",

@@ -28,6 +28,7 @@ _UPGRADES: dict[int, list[str]] = {
         "ALTER TABLE trials ADD COLUMN run_id VARCHAR(64)",
     ],
     3: ["DROP TABLE IF EXISTS variant_changes"],  # a placeholder no release wrote; `variants` replaces it
+    4: ["ALTER TABLE feedback ADD COLUMN comment TEXT"],
 }
 
 

@@ -76,13 +76,18 @@ def test_variants_assignment_and_abtest_over_http(served: Served) -> None:
             truth = 4.0 if s["variant"] == "vivid" else 3.0
             rating = int(np.clip(round(truth + rng.normal(0, 0.8)), 1, 5))
             anyone.feedback(NAME, s["suggestion_id"], rating=rating)
+    too_long = {"suggestion_id": s["suggestion_id"], "rating": 3, "comment": "x" * 1001}
+    r = requests.post(f"{served.base}/v1/experiments/{NAME}/feedback", json=too_long, timeout=30)
+    assert r.status_code == 422 and "comment" in r.text
+    assert anyone.feedback(NAME, s["suggestion_id"], rating=3, comment="a bit too dark") == "recorded"
     split = sum(v == "vivid" for v in seen.values())
     assert 80 < split < 160  # 1:1 weights
 
     report = anyone.abtest(NAME)
     rows = {r["name"]: r for r in report["variants"]}
     assert rows["vivid"]["users"] == split and rows["control"]["users"] == 240 - split
-    assert rows["vivid"]["samples"] == 2 * split
+    assert rows["vivid"]["samples"] + rows["control"]["samples"] == 2 * 240 + 1
+    assert rows[seen["user-239"]]["issues"] == {"too dark": 1}
     assert not report["srm"]["mismatch"]
     lift = rows["vivid"]["vs_control"]
     assert lift["sequential_ci"][0] > 0 and lift["prob_beat_control"] > 0.99

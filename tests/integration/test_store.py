@@ -139,6 +139,7 @@ def test_a_version_1_store_is_upgraded_in_place(store_url: str) -> None:
     store.add_suggestion(**suggestion(0))
     with store.engine.begin() as conn:  # what version 1 wrote: no implicit column, no run_id
         conn.execute(sa.text("ALTER TABLE feedback DROP COLUMN implicit"))
+        conn.execute(sa.text("ALTER TABLE feedback DROP COLUMN comment"))
         conn.execute(sa.text("ALTER TABLE trials DROP COLUMN run_id"))
         conn.execute(sa.text("UPDATE frontier_meta SET value = '1' WHERE key = 'schema_version'"))
         conn.execute(
@@ -154,6 +155,10 @@ def test_a_version_1_store_is_upgraded_in_place(store_url: str) -> None:
         idempotency_key="new", suggestion_id="s0", experiment="genai", user_id="u0", implicit={"retries": 2.0}
     )
     assert upgraded.feedback_for("s0", "new")["implicit"] == {"retries": 2.0}  # type: ignore[index]
+    assert upgraded.add_feedback(
+        idempotency_key="said", suggestion_id="s0", experiment="genai", user_id="u0", comment="too dark"
+    )
+    assert upgraded.feedback_for("s0", "said")["comment"] == "too dark"  # type: ignore[index]
     with upgraded.engine.connect() as conn:
         version = conn.execute(
             sa.text("SELECT value FROM frontier_meta WHERE key = 'schema_version'")
@@ -168,6 +173,7 @@ def test_a_version_2_store_is_upgraded_in_place(store_url: str) -> None:
         store.add_suggestion(**suggestion(i))
     with store.engine.begin() as conn:  # what version 2 wrote
         conn.execute(sa.text("ALTER TABLE trials DROP COLUMN run_id"))
+        conn.execute(sa.text("ALTER TABLE feedback DROP COLUMN comment"))
         conn.execute(sa.text("UPDATE frontier_meta SET value = '2' WHERE key = 'schema_version'"))
         for key, sid in (("req-1", "s0"), ("s1:0123abcd", "s1")):  # a client's key, a content key
             conn.execute(

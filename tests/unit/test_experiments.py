@@ -12,6 +12,7 @@ import pytest
 
 from engine.experiments import ABTest, VariantError, VariantPatch, VariantSpec, shares, unit_hash
 from engine.experiments.allocation import capped
+from engine.experiments.comments import tags
 from engine.experiments.stats import Summary
 from engine.online import Feedback, InvalidRequest, OnlineEngine, Priors
 from engine.spec import ExperimentSpec, load_spec
@@ -374,3 +375,35 @@ def test_a_broken_guardrail_metric_stops_the_ramp(store: EventStore) -> None:
     assert decision["change"] == "rolled_back" and decision["state"]["decision"]["metric"] == "speed"
     assert decision["state"]["cap"] == 0.25  # it never stepped up
     assert {engine.suggest("genai", f"late-{i}").variant for i in range(40)} == {"control"}
+
+
+@pytest.mark.parametrize(
+    ("comment", "issues"),
+    [
+        ("Too dark and a bit blurry", ["too dark", "blurry"]),
+        ("not blurry at all, but the colours are off", ["wrong colors"]),
+        ("Lovely, and not too dark", []),
+        ("wrong style, way too cartoonish", ["wrong style"]),
+        ("took forever and it is glitchy", ["artifacts", "too slow"]),
+        ("OVEREXPOSED", ["too bright"]),
+        ("It is sharp and bright enough", []),
+    ],
+)
+def test_comments_are_tagged_with_the_issues_they_name(comment: str, issues: list[str]) -> None:
+    assert tags(comment) == issues
+
+
+def test_comment_issues_are_counted_per_variant(store: EventStore) -> None:
+    engine = OnlineEngine(store)
+    engine.register(SPEC)
+    engine.create_variant("genai", VariantSpec(name="control", control=True))
+    engine.create_variant("genai", VariantSpec(name="moody", payload={"template": "a moody photo"}))
+    said = {"control": "great, sharp", "moody": "too dark, and blurry at the edges"}
+    for i in range(60):
+        s = engine.suggest("genai", f"u{i}")
+        engine.feedback(s.suggestion_id, Feedback(rating=3, comment=said[s.variant]))
+    rows = {r["name"]: r for r in engine.abtest("genai")["variants"]}
+    moody = rows["moody"]["users"]
+    assert rows["moody"]["issues"] == {"too dark": moody, "blurry": moody} and rows["control"]["issues"] == {}
+    with pytest.raises(ValueError, match="at most 1000 characters"):
+        Feedback(rating=3, comment="x" * 1001)
