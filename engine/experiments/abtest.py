@@ -113,9 +113,8 @@ class ABTest:
                 self._new_epoch()
 
     def _guard(self) -> None:
-        """Do what the guardrails decide (promote, roll back, ramp up): once per variant
-        version and step, on whichever replica sees it first (the event's key is the
-        decision's)."""
+        """Do what the guardrails decide (promote, roll back, ramp up), once, on whichever
+        replica sees it first."""
         control = self.book.control()
         if control is None:
             return
@@ -131,11 +130,13 @@ class ABTest:
                 variant, change = self.book.ramp(name, verdict["rated"])
             else:
                 variant, change = (self.book.promote if action == "promote" else self.book.rollback)(name)
-            key = f"{self.spec.name}/{variant.name}@{variant.version}/{change}/{variant.cap}"
+            # keyed by the state it was made in: replicas that read the same log write it once
+            key = f"{self.spec.name}/{variant.name}/{change}/after/{self.book.seq}"
             self.store.add_variant(
                 idempotency_key=key, **self._row(variant, change, {"by": "guardrails", **verdict})
             )
             self._read_variants()
+            self._allocate()  # new users follow the decision at once
             return  # one decision at a time: the next is judged against the new state
 
     def _new_epoch(self) -> None:
@@ -224,8 +225,6 @@ class ABTest:
                 return Assignment(fallback, None)  # another experiment of the layer has this user
             salt = self.spec.salt()
             holdout = unit_hash(f"{salt}/holdout", user_id) < ab.holdout
-            if holdout and control is None:
-                return Assignment(None, None, True)
             variant = (
                 control.name
                 if holdout and control
