@@ -119,8 +119,10 @@ def analyse(
         row = _arm_row(v, arms[v.name], summaries[v.name], ab, shares.get(v.name, 0.0))
         if v.name != control:
             row["vs_control"] = _compare(ctrl, summaries[v.name], ab, seq_p[v.name], holm[v.name])
-            row["decision"], row["reason"] = _decide(
-                v.name, control, ctrl, summaries[v.name], row["vs_control"], ab
+            row["decision"], row["reason"] = (
+                _decide(v.name, control, ctrl, summaries[v.name], row["vs_control"], ab)
+                if v.status == "running"
+                else (v.status, f"{v.status}: its users are served the control")
             )
         if v.name in verdicts:
             row["guardrail"] = verdicts[v.name]
@@ -348,7 +350,7 @@ def _recommend(rows: list[dict[str, Any]], srm: dict[str, Any], control: str) ->
                 "fix the assignment before trusting any result"
             ),
         }
-    decided = [r for r in rows if "decision" in r]
+    decided = [r for r in rows if r.get("decision") in ("ship", "stop", "keep running")]  # running ones
     ships = [r for r in decided if r["decision"] == "ship"]
     if ships:
         best = max(ships, key=lambda r: r["mean_rating"])
@@ -360,7 +362,7 @@ def _recommend(rows: list[dict[str, Any]], srm: dict[str, Any], control: str) ->
             "reason": "; ".join(f"{r['name']}: {r['reason']}" for r in decided),
         }
     if not decided:
-        return {"action": "keep running", "reason": "create a second variant to compare with the control"}
+        return {"action": "keep running", "reason": "no running variant to compare with the control"}
     return {"action": "keep running", "reason": "; ".join(f"{r['name']}: {r['reason']}" for r in decided)}
 
 

@@ -325,6 +325,13 @@ def test_history_after_promote_and_rollback_is_exact(store: EventStore) -> None:
     assert promoted["state"]["control"] and promoted["state"]["decision"]["by"] == "admin"
     final = {v.name: (v.control, v.status, v.weight) for v in engine.variants("genai")}
     assert final == {"a": (False, "stopped", 1.0), "b": (True, "running", 1.0), "c": (False, "stopped", 2.0)}
+    report = engine.abtest("genai")
+    assert [(r["name"], r.get("decision")) for r in report["variants"]] == [
+        ("a", "stopped"),
+        ("b", None),
+        ("c", "stopped"),
+    ]
+    assert report["control"] == "b" and report["decisions"] == [promoted, rolled]
     replayed = OnlineEngine(EventStore(store.url)).variants("genai")  # a fresh fold agrees
     assert {v.name: (v.control, v.status, v.weight) for v in replayed} == final
 
