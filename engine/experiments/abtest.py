@@ -93,7 +93,7 @@ class ABTest:
         self._read_variants()
         if not self.book.variants:  # nothing to compare yet: the first variant reads it all
             return
-        outcomes = self.store.outcomes_since(name, self.outcomes_seq)
+        outcomes = self.store.feedback_since(name, self.outcomes_seq)
         for row in self.store.since("assignments", name, self.assignments_seq):
             self._remember(row)
             self.assignments_seq = row["seq"]

@@ -114,7 +114,7 @@ def analyse(
     holm = dict(zip(others, stats.holm([seq_p[n] for n in others], alpha), strict=True))
     srm = _srm(arms, expected)
     rows = []
-    verdicts = guardrails(ab, variants, control, members, expected, directions)
+    verdicts = {} if srm["mismatch"] else _verdicts(ab, variants, control, arms, summaries, directions)
     for v in variants:
         row = _arm_row(v, arms[v.name], summaries[v.name], ab, shares.get(v.name, 0.0))
         if v.name != control:
@@ -162,10 +162,22 @@ def guardrails(
     `guardrails.metrics` worse than its tolerance), `ramp` (its step held for
     `ramp_users` more rated users), or nothing. None while the sample ratio is off.
     `directions`: each metric's "min" or "max"."""
-    g = ab.guardrails
     arms, summaries = _arms(ab, variants, list(members))
     if _srm(arms, expected)["mismatch"]:
         return {}
+    return _verdicts(ab, variants, control, arms, summaries, directions)
+
+
+def _verdicts(
+    ab: ABSpec,
+    variants: Sequence[Variant],
+    control: str,
+    arms: Mapping[str, list[Member]],
+    summaries: Mapping[str, Summary],
+    directions: Mapping[str, str],
+) -> dict[str, dict[str, Any]]:
+    """`guardrails` on arms and summaries computed already."""
+    g = ab.guardrails
     running = [v for v in variants if v.name != control and v.status == "running"]
     out = {}
     for v in running:

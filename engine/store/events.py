@@ -134,20 +134,12 @@ class EventStore:
             raise StoreError(f"assignment {key!r} was written but cannot be read back from {self.url!r}")
         return found
 
-    def assignment(self, experiment: str, layer: str, epoch: int, user_id: str) -> dict[str, Any] | None:
-        return self._one(queries.ASSIGNMENT, f"{experiment}/{layer}/{epoch}/{user_id}")
-
     def since(self, table: str, experiment: str, after_seq: int) -> list[dict[str, Any]]:
         """An experiment's rows of `table` (variants, assignments) after `after_seq`, in order."""
         t = TABLES[table]
         query = sa.select(t).where(t.c.experiment == experiment, t.c.seq > after_seq).order_by(t.c.seq)
         with self._connect() as conn:
             return [dict(row._mapping) for row in conn.execute(query)]
-
-    def outcomes_since(self, experiment: str, after_seq: int) -> list[dict[str, Any]]:
-        """Feedback's ratings and metrics in write order, with the variant their suggestion
-        served (the A/B analysis reads these)."""
-        return self._rows(queries.OUTCOMES_SINCE, experiment=experiment, after=after_seq)
 
     def preferences(self, experiment: str, user_id: str) -> dict[str, float] | None:
         """The user's latest preference weights, or None when they set none."""
@@ -211,7 +203,7 @@ class EventStore:
     def feedback_since(
         self, experiment: str, after_seq: int, user_id: str | None = None
     ) -> list[dict[str, Any]]:
-        """Feedback rows with their suggestion's params and context, in write order."""
+        """Feedback rows with their suggestion's params, context and variant, in write order."""
         query = queries.FEEDBACK_SINCE[user_id is not None]
         return self._rows(query, experiment=experiment, after=after_seq, user_id=user_id)
 

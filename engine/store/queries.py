@@ -19,7 +19,6 @@ __all__ = [
     "FEEDBACK_SINCE",
     "LATEST_PREFERENCES",
     "OPEN_SUGGESTIONS",
-    "OUTCOMES_SINCE",
     "PING",
     "PREFERENCES_SINCE",
     "SUGGESTION",
@@ -33,21 +32,6 @@ EXPERIMENT = sa.select(experiments).where(experiments.c.name == sa.bindparam("ke
 SUGGESTION = sa.select(suggestions).where(suggestions.c.suggestion_id == sa.bindparam("key"))
 FEEDBACK_FOR = sa.select(feedback).where(feedback.c.idempotency_key == sa.bindparam("key"))
 ASSIGNMENT = sa.select(assignments).where(assignments.c.idempotency_key == sa.bindparam("key"))
-
-OUTCOMES_SINCE = (
-    sa.select(
-        feedback.c.seq,
-        feedback.c.user_id,
-        feedback.c.rating,
-        feedback.c.metrics,
-        feedback.c.comment,
-        feedback.c.recorded_at,
-        suggestions.c.variant,
-    )
-    .join(suggestions, suggestions.c.suggestion_id == feedback.c.suggestion_id)
-    .where(feedback.c.experiment == sa.bindparam("experiment"), feedback.c.seq > sa.bindparam("after"))
-    .order_by(feedback.c.seq)
-)
 
 SUGGESTIONS_SINCE = (
     sa.select(suggestions)
