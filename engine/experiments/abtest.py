@@ -132,8 +132,8 @@ class ABTest:
                 variant, change = (self.book.promote if action == "promote" else self.book.rollback)(name)
             # keyed by the state it was made in: replicas that read the same log write it once
             key = f"{self.spec.name}/{variant.name}/{change}/after/{self.book.seq}"
-            self.store.add_variant(
-                idempotency_key=key, **self._row(variant, change, {"by": "guardrails", **verdict})
+            self.store.add_event(
+                "variants", idempotency_key=key, **self._row(variant, change, {"by": "guardrails", **verdict})
             )
             self._read_variants()
             self._allocate()  # new users follow the decision at once
@@ -244,7 +244,7 @@ class ABTest:
         self.sync(force=True)
         variant, change = self.book.create(new)
         key = f"{self.spec.name}/{new.name}@{new.version}"
-        if not self.store.add_variant(idempotency_key=key, **self._row(variant, change)):
+        if not self.store.add_event("variants", idempotency_key=key, **self._row(variant, change)):
             raise VariantError(f"variant {new.name!r} version {new.version} exists already", 409)
         self.sync(force=True)
         return self.book.get(new.name)
@@ -257,7 +257,9 @@ class ABTest:
         report = self._analyse()
         row: dict[str, Any] = next((r for r in report.get("variants", []) if r["name"] == name), {})
         evidence = {"by": "admin", "vs_control": row.get("vs_control"), "mean_rating": row.get("mean_rating")}
-        self.store.add_variant(idempotency_key=uuid.uuid4().hex, **self._row(variant, change, evidence))
+        self.store.add_event(
+            "variants", idempotency_key=uuid.uuid4().hex, **self._row(variant, change, evidence)
+        )
         self._read_variants()
         return self.history()[-1]
 
@@ -270,7 +272,7 @@ class ABTest:
     def patch(self, name: str, change: VariantPatch) -> Variant:
         self.sync(force=True)
         variant, kind = self.book.patch(name, change)
-        self.store.add_variant(idempotency_key=uuid.uuid4().hex, **self._row(variant, kind))
+        self.store.add_event("variants", idempotency_key=uuid.uuid4().hex, **self._row(variant, kind))
         self.sync(force=True)
         return self.book.get(name)
 

@@ -327,12 +327,19 @@ def _check_payload(spec: ExperimentSpec, new: VariantSpec, constants: frozenset[
                 f"payload.params { ({n: params[n] for n in bad}) } are outside the space's bounds or choices"
             )
     if new.kind == "learner":
-        priors = new.payload.get("priors", {})
-        if not isinstance(priors, dict):
-            raise VariantError("payload.priors must be a mapping of learner constants")
-        unknown = sorted(set(priors) - constants)
-        if unknown or not all(isinstance(v, int | float) and _finite(v) and v > 0 for v in priors.values()):
-            raise VariantError(f"payload.priors {priors} must set positive numbers among {sorted(constants)}")
+        check_priors(new.payload.get("priors", {}), constants, "payload.priors")
+
+
+def check_priors(priors: Any, constants: frozenset[str], where: str = "priors") -> dict[str, float]:
+    """Learner constants as a learner variant or a model version may set them."""
+    if not isinstance(priors, dict):
+        raise VariantError(f"{where} must be a mapping of learner constants")
+    unknown = sorted(set(priors) - constants)
+    valid = all(isinstance(v, int | float) and not isinstance(v, bool) and _finite(v) and v > 0
+                for v in priors.values())  # fmt: skip
+    if unknown or not valid:
+        raise VariantError(f"{where} {priors} must set positive numbers among {sorted(constants)}")
+    return {k: float(v) for k, v in priors.items()}
 
 
 def _finite(v: Any) -> bool:

@@ -25,8 +25,10 @@ log = logging.getLogger(__name__)
 
 
 def catch_up(exp: Experiment, peer_sync_s: float) -> set[tuple[str, str]]:
-    """Learn from every feedback stored since the last read; read preferences when the last
-    read of them is `peer_sync_s` old. Returns the (user, context label) pairs rated."""
+    """Learn from every feedback stored since the last read; read preferences, model
+    activations and deletions when the last read of them is `peer_sync_s` old (a version
+    activated or a user deleted since marks the state `stale`: the engine rebuilds it from
+    the store). Returns the (user, context label) pairs rated."""
     now = time.monotonic()
     rated = set()
     exp.unlearnt = False
@@ -42,6 +44,11 @@ def catch_up(exp: Experiment, peer_sync_s: float) -> set[tuple[str, str]]:
         for row in exp.store.preferences_since(exp.spec.name, exp.preferences_seq):
             exp.users.pop(row["user_id"], None)  # rebuilt, re-scored, on next use
             exp.preferences_seq = row["seq"]
+        for row in exp.store.since("models", exp.spec.name, exp.models.seq):
+            exp.models.apply(row)
+        for row in exp.store.since("tombstones", exp.spec.name, exp.tombstones_seq):
+            exp.tombstones_seq, exp.stale = row["seq"], True
+        exp.stale = exp.stale or exp.models.active != exp.serving
     return rated
 
 

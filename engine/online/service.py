@@ -18,8 +18,10 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 
 from engine.experiments import DEFAULT_VARIANT, Assignment, Variant, VariantPatch, VariantSpec, check_layer
+from engine.online import lifecycle
 from engine.online.learning import catch_up, why_not_learnt
 from engine.online.protocol import (
     ConflictingFeedback,
@@ -111,6 +113,37 @@ class OnlineEngine:
         """Per variant its users and outcomes against the control, and a recommendation."""
         return self._experiment(experiment).ab.report()
 
+    # -- model versions (engine.online.lifecycle) ----------------------------------------------
+
+    def versions(self, experiment: str) -> dict[str, Any]:
+        """Every model version with its status, and the log of activations."""
+        exp = self._experiment(experiment)
+        lifecycle.read_versions(exp)
+        return {"active": exp.models.active, "versions": exp.models.listing(), "events": exp.models.events}
+
+    def activate(self, experiment: str, version: str, reason: str = "requested") -> dict[str, Any]:
+        """Serve that model version from now on (an earlier one: a rollback); the event."""
+        return lifecycle.activate(self._experiment(experiment), version, reason)
+
+    def retrain(
+        self,
+        experiment: str,
+        days: float | None = None,
+        priors: dict[str, Any] | None = None,
+        now: float | None = None,
+        trigger: str = "request",
+    ) -> dict[str, Any]:
+        """Refit the learner on recent feedback (or judge `priors`); activate the new
+        version only if it beats the active one on held-out feedback (see lifecycle)."""
+        exp = self._experiment(experiment)
+        return lifecycle.retrain(exp, days=days, proposed=priors, now=now, trigger=trigger)
+
+    def export_version(self, experiment: str, version: str) -> tuple[dict[str, Any], pd.DataFrame]:
+        return lifecycle.export_version(self._experiment(experiment), version)
+
+    def import_version(self, experiment: str, document: dict[str, Any]) -> dict[str, Any]:
+        return lifecycle.import_version(self._experiment(experiment), document)
+
     def load_all(self) -> list[str]:
         """Replay every stored experiment now, so the first requests find the models warm."""
         names = self.store.experiment_names()
@@ -126,8 +159,12 @@ class OnlineEngine:
         changed since (a Serve replica does this after its response has gone).
         """
         now = time.time()
-        for exp in self._experiments.values():
-            for user_id, label in catch_up(exp, self.peer_sync_s):
+        for name, exp in list(self._experiments.items()):
+            rated = catch_up(exp, self.peer_sync_s)
+            if exp.stale:  # rebuilt from the store on next use
+                del self._experiments[name]
+                continue
+            for user_id, label in rated:
                 user = exp.users.get(user_id)
                 if ahead and user is not None:
                     variant = exp.ab.current(user_id).label()
@@ -137,7 +174,7 @@ class OnlineEngine:
         """The experiment in memory, read up to date (`sync=False`: only if this engine
         stored feedback it has not learnt yet)."""
         exp = self._experiments.get(name)
-        if exp is not None and not sync and not exp.unlearnt:
+        if exp is not None and not sync and not exp.unlearnt and not exp.stale:
             return exp
         if exp is None:
             stored = self.store.experiment(name)
@@ -153,6 +190,9 @@ class OnlineEngine:
             )
             self._experiments[name] = exp
         catch_up(exp, self.peer_sync_s)
+        if exp.stale:  # another model version activated, or a user deleted: replay the store
+            del self._experiments[name]
+            return self._experiment(name)
         return exp
 
     # -- the protocol -----------------------------------------------------------------------

@@ -14,13 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from engine.experiments import ABTest
+from engine.experiments import ABTest, ModelBook
 from engine.online.admission import ContextAdmission
 from engine.online.front_prior import Front
 from engine.online.model import OnlineModel
 from engine.online.priors import Priors
 from engine.online.protocol import context_label, stored_reward
 from engine.online.rater import Rater
+from engine.online.retrain import priors_of
 from engine.online.user_gp import UserHistory
 from engine.spec import ExperimentSpec
 from engine.store import EventStore
@@ -73,6 +74,9 @@ class Experiment:
     ab: ABTest
     front: Front  # the published trials every learner starts from
     max_context_models: int  # context models in memory, shared by every learner
+    models: ModelBook  # the model versions; `model` serves `serving`
+    serving: str
+    tombstones_seq: int  # the last deletion read: a later one makes this state stale
     # learner variants' own models, by "name@version" (engine.experiments.variants)
     learners: dict[str, OnlineModel] = field(default_factory=dict)
     raters: dict[str, Rater] = field(default_factory=dict)
@@ -83,6 +87,7 @@ class Experiment:
     preferences_seq: int = 0  # their users' caches dropped
     peers_synced_at: float = -np.inf
     unlearnt: bool = False  # this engine stored feedback that no sync has read yet
+    stale: bool = False  # another version activated or a user deleted since: rebuild from the store
     # per (learner, context): the feedback seqs its model learnt and the calibrated rewards
     # it took (16 bytes a rating), so a context model dropped from memory is rebuilt exactly
     learnt: dict[tuple[str, str], tuple[array, array]] = field(default_factory=dict)
@@ -91,15 +96,30 @@ class Experiment:
     def create(
         cls, store: EventStore, spec: ExperimentSpec, *, seed: int, max_users: int, max_context_models: int
     ) -> Experiment:
-        """An experiment with nothing read yet; `seed` is the engine's (the spec has its own)."""
+        """An experiment with no feedback read yet, its learner made from the active model
+        version; `seed` is the engine's (the spec has its own)."""
         runs = store.published_runs(spec.name)
-        trials = next(reversed(runs.values()), [])  # the run published last, if any
-        front = Front(trials, spec.metrics, spec.weights())
-        model = OnlineModel(spec.search_space(), seed=spec.seed, max_contexts=max_context_models, front=front)
+        models = ModelBook(base_run=next(reversed(runs), None))  # base: the run published last
+        for row in store.since("models", spec.name, 0):
+            models.apply(row)
+        version = models.versions[models.active]
+        front = Front(runs.get(version.front_run or "", []), spec.metrics, spec.weights())
+        model = OnlineModel(
+            spec.search_space(),
+            seed=spec.seed,
+            priors=priors_of(version.priors),
+            max_contexts=max_context_models,
+            front=front,
+        )
         rng = np.random.default_rng([spec.seed, seed])
         ab = ABTest(store, spec, constants=LEARNER_CONSTANTS)
         admission = ContextAdmission(store, spec)
-        return cls(store, spec, model, rng, admission, max_users, ab, front, max_context_models)
+        tombstones = store.since("tombstones", spec.name, 0)
+        last_tombstone = tombstones[-1]["seq"] if tombstones else 0
+        return cls(
+            store, spec, model, rng, admission, max_users, ab, front, max_context_models,
+            models, version.version, last_tombstone,
+        )  # fmt: skip
 
     def learner(self, variant: str | None) -> tuple[str, OnlineModel]:
         """The learner a suggestion's stored variant label suggests and learns with: a
@@ -113,9 +133,8 @@ class Experiment:
             return "", self.model
         found = self.learners.get(variant)
         if found is None:
-            priors = Priors(**{**Priors().__dict__, **constants})
             found = self.learners[variant] = OnlineModel(
-                self.spec.search_space(), seed=self.spec.seed, priors=priors, front=self.front
+                self.spec.search_space(), seed=self.spec.seed, priors=priors_of(constants), front=self.front
             )
             models = [self.model, *self.learners.values()]
             for model in models:  # one bound for all: each holds its share of it

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
+from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine.spec.refs import REF_PATTERN, import_ref
@@ -239,6 +240,39 @@ class ABSpec(_Model):
         return self
 
 
+SCHEDULES = {"daily": "0 3 * * *", "weekly": "0 3 * * 1", "monthly": "0 3 1 * *"}
+
+
+class LifecycleSpec(_Model):
+    """What the experiment does by itself over time: retrain on a schedule, forget old data.
+
+    `schedule`: daily, weekly or monthly (at 03:00 UTC; weekly on Mondays, monthly on the
+    1st) or a cron expression (UTC), e.g. "30 2 * * 0". A retrain refits the learner's
+    constants on the feedback of the last `days` and activates the new model version only
+    when it beats the active one on the last 20% of that feedback (engine/online/retrain.py).
+    `retention_days`: events older than that are anonymised (at each scheduled run and
+    each retrain).
+    """
+
+    schedule: str | None = Field(default=None, description="daily | weekly | monthly | a cron expression")
+    days: float = Field(default=30.0, gt=0, le=3650, description="recent feedback a retrain fits on")
+    retention_days: float | None = Field(default=None, gt=0, description="anonymise events older than this")
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None and not croniter.is_valid(SCHEDULES.get(value, value)):
+            raise ValueError(
+                f"schedule {value!r} is neither daily, weekly, monthly nor a cron expression "
+                "such as '0 3 * * *' (minute hour day month weekday, UTC)"
+            )
+        return value
+
+    def cron(self) -> str | None:
+        """The schedule as a cron expression."""
+        return SCHEDULES.get(self.schedule, self.schedule) if self.schedule else None
+
+
 class ExperimentSpec(_Model):
     name: str = Field(pattern=r"^[A-Za-z0-9][\w.-]{0,63}$")
     objective: ObjectiveSpec
@@ -256,6 +290,7 @@ class ExperimentSpec(_Model):
         default=None, description="weights over the metrics; default: every metric weighs the same"
     )
     ab: ABSpec = Field(default_factory=ABSpec, description="variants' split and their comparison")
+    lifecycle: LifecycleSpec = Field(default_factory=LifecycleSpec, description="retraining and retention")
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentSpec:

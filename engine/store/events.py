@@ -46,7 +46,6 @@ from engine.store.schema import (
     preferences,
     suggestions,
     trials,
-    variants,
 )
 from engine.store.upgrades import check_schema
 
@@ -54,6 +53,7 @@ __all__ = ["EventStore", "default_store_url"]
 
 DEFAULT_STORE = Path("results") / "frontier.db"
 LEGACY_RUN = "legacy"  # the run of trials published before runs had ids
+_LIFECYCLE = frozenset({"variants", "models", "jobs", "tombstones"})
 
 
 def default_store_url() -> str:
@@ -117,9 +117,12 @@ class EventStore:
     def add_preferences(self, **row: Any) -> bool:
         return self._append(preferences, [row]) == 1
 
-    def add_variant(self, **row: Any) -> bool:
-        """A variant created, or its weight or status changed (engine.experiments)."""
-        return self._append(variants, [row]) == 1
+    def add_event(self, table: str, **row: Any) -> bool:
+        """A lifecycle event (engine.experiments): a variant created or changed, a model
+        version created or activated, a job claimed or finished, a tombstone."""
+        if table not in _LIFECYCLE:
+            raise ValueError(f"{table!r} is not a lifecycle table: {sorted(_LIFECYCLE)}")
+        return self._append(TABLES[table], [row]) == 1
 
     def assign(self, *, experiment: str, layer: str, epoch: int, user_id: str, **row: Any) -> dict[str, Any]:
         """Store a user's assignment unless one is stored already; returns the stored one:

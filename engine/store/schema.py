@@ -13,8 +13,9 @@ import sqlalchemy as sa
 
 __all__ = ["SCHEMA_VERSION", "TABLES", "feedback_key"]
 
-SCHEMA_VERSION = 5  # 2: feedback.implicit; 3: feedback keys scoped to suggestions, trials.run_id;
-# 4: variants and assignments (variant_changes, which no release wrote, dropped); 5: feedback.comment
+SCHEMA_VERSION = 6  # 2: feedback.implicit; 3: feedback keys scoped to suggestions, trials.run_id;
+# 4: variants and assignments (variant_changes, which no release wrote, dropped); 5: feedback.comment;
+# 6: models, jobs and tombstones (the lifecycle: engine.experiments.versions, .schedule, .forget)
 
 metadata = sa.MetaData()
 
@@ -104,10 +105,37 @@ assignments = _events(  # schema version 4
     sa.Column("shares", sa.JSON, nullable=False),  # every variant's chance at assignment (SRM)
 )  # idempotency_key: "<experiment>/<layer>/<epoch>/<user>": the first write wins
 
+models = _events(  # schema version 6
+    "models",
+    sa.Column("experiment", sa.String(64), nullable=False, index=True),
+    sa.Column("version", sa.String(32), nullable=False),
+    sa.Column("change", sa.String(16), nullable=False),  # created, activated
+    sa.Column("state", sa.JSON, nullable=False),  # the version created, or the activation's why
+)  # idempotency_key: "<experiment>/model@<version>" when created, the request's key else
+jobs = _events(  # schema version 6
+    "jobs",
+    sa.Column("experiment", sa.String(64), nullable=False, index=True),
+    sa.Column("job", sa.String(32), nullable=False),  # retrain
+    sa.Column("trigger", sa.String(16), nullable=False),  # schedule, request
+    sa.Column("period", sa.Float),  # the scheduled time a run claims (None: on request)
+    sa.Column("status", sa.String(16), nullable=False),  # started, finished, failed
+    sa.Column("result", sa.JSON),
+)  # idempotency_key: "<experiment>/<job>/<period>" claims a period (the first write leads)
+tombstones = _events(  # schema version 6
+    "tombstones",
+    sa.Column("experiment", sa.String(64), nullable=False, index=True),
+    sa.Column("subject", sa.String(64), nullable=False),  # a salted hash, never the user id
+    sa.Column("mode", sa.String(16), nullable=False),  # deleted, anonymised, retention
+    sa.Column("rows", sa.JSON, nullable=False),  # rows changed per table
+)
+
 TABLES: dict[str, sa.Table] = {
     t.name: t
-    for t in (experiments, suggestions, feedback, trials, preferences, contexts, variants, assignments)
-}
+    for t in (
+        experiments, suggestions, feedback, trials, preferences, contexts, variants, assignments,
+        models, jobs, tombstones,
+    )
+}  # fmt: skip
 
 
 def feedback_key(suggestion_id: str, idempotency_key: str) -> str:

@@ -26,7 +26,17 @@ __all__ = ["append", "insert_ignore", "insert_suggestion_sqlite"]
 # sequence value is drawn before the commit, so two writers could commit out of order:
 # each writer holds a table lock that only writers take (readers never wait) from before
 # its seq is drawn until its commit, which makes seq order commit order there too.
-_READ_IN_SEQ_ORDER = {"feedback", "preferences", "suggestions", "contexts", "variants", "assignments"}
+_READ_IN_SEQ_ORDER = {
+    "feedback",
+    "preferences",
+    "suggestions",
+    "contexts",
+    "variants",
+    "assignments",
+    "models",
+    "jobs",
+    "tombstones",
+}
 
 
 def append(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> int:

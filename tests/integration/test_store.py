@@ -44,8 +44,8 @@ def test_events_round_trip_in_order(store_url: str) -> None:
     assert fb["rating"] == 4.0 and fb["metrics"] == {"latency_ms": 850.0}
     assert store.suggestion("nope") is None
     change = {"experiment": "genai", "variant": "control", "version": "1.0.0", "change": "created"}
-    assert store.add_variant(idempotency_key="v1", state={"weight": 1.0}, **change)
-    assert not store.add_variant(idempotency_key="v1", state={"weight": 2.0}, **change)
+    assert store.add_event("variants", idempotency_key="v1", state={"weight": 1.0}, **change)
+    assert not store.add_event("variants", idempotency_key="v1", state={"weight": 2.0}, **change)
     (stored,) = store.since("variants", "genai", 0)
     assert stored["state"] == {"weight": 1.0} and stored["version"] == "1.0.0"
     where: dict[str, Any] = {"experiment": "genai", "layer": "genai", "epoch": 0, "user_id": "u1"}
