@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from engine.experiments import ModelVersion, VariantError, check_priors
+from engine.experiments.schedule import Claim
 from engine.online.front_prior import Front
 from engine.online.priors import Priors
 from engine.online.retrain import MIN_ROWS, Rated, Score, constants, fit, priors_of, rated_rows, score
@@ -25,16 +26,18 @@ from engine.spec import ExperimentSpec
 
 __all__ = [
     "EXPORT_FORMAT",
+    "Job",
     "Judged",
     "RetrainPlan",
     "activate",
     "export_version",
+    "finish_job",
     "import_version",
     "judge",
     "plan_retrain",
     "read_versions",
     "record_retrain",
-    "retrain",
+    "start_job",
 ]
 
 EXPORT_FORMAT = "frontier.model/1"
@@ -142,10 +145,33 @@ def record_retrain(exp: Experiment, plan: RetrainPlan, judged: Judged | None) ->
     return result
 
 
-def retrain(exp: Experiment, **how: Any) -> dict[str, Any]:
-    """`plan_retrain`, `judge` and `record_retrain` in one call (see `plan_retrain`)."""
-    plan = plan_retrain(exp, **how)
-    return record_retrain(exp, plan, judge(plan))
+@dataclass(frozen=True)
+class Job:
+    """A retrain this replica leads (scheduled or requested): its claim and what it read."""
+
+    claim: Claim
+    plan: RetrainPlan
+
+
+def start_job(exp: Experiment, claim: Claim, **how: Any) -> Job:
+    """Read what the job's retrain needs (`plan_retrain`'s arguments); a plan that fails
+    (bad input) finishes the claim as failed, and raises."""
+    try:
+        return Job(claim, plan_retrain(exp, trigger=claim.trigger, **how))
+    except VariantError as e:
+        claim.finish({"error": str(e)}, failed=True)
+        raise
+
+
+def finish_job(exp: Experiment, job: Job, judged: Judged | None) -> dict[str, Any]:
+    """Record the retrain's outcome, and the job's result with it."""
+    try:
+        result = record_retrain(exp, job.plan, judged)
+    except VariantError as e:
+        job.claim.finish({"error": str(e)}, failed=True)
+        raise
+    job.claim.finish(result)
+    return result
 
 
 def _create(exp: Experiment, version: ModelVersion) -> None:

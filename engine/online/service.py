@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from engine.experiments import DEFAULT_VARIANT, Assignment, Variant, VariantPatch, VariantSpec, check_layer
+from engine.experiments.schedule import Schedule
 from engine.online import lifecycle
 from engine.online.learning import catch_up, why_not_learnt
 from engine.online.protocol import (
@@ -131,12 +132,52 @@ class OnlineEngine:
         days: float | None = None,
         priors: dict[str, Any] | None = None,
         now: float | None = None,
-        trigger: str = "request",
     ) -> dict[str, Any]:
         """Refit the learner on recent feedback (or judge `priors`); activate the new
-        version only if it beats the active one on held-out feedback (see lifecycle)."""
+        version only if it beats the active one on held-out feedback (engine.online.retrain)."""
+        job = self.start_retrain(experiment, days, priors, now)
+        return self.finish_job(experiment, job, lifecycle.judge(job.plan))
+
+    def start_retrain(
+        self,
+        experiment: str,
+        days: float | None = None,
+        priors: dict[str, Any] | None = None,
+        now: float | None = None,
+    ) -> lifecycle.Job:
+        """`retrain`'s reads; `lifecycle.judge(job.plan)` may then run in a thread, and
+        `finish_job` records it."""
         exp = self._experiment(experiment)
-        return lifecycle.retrain(exp, days=days, proposed=priors, now=now, trigger=trigger)
+        claim = self._schedule(exp).claim_request()
+        return lifecycle.start_job(exp, claim, days=days, proposed=priors, now=now)
+
+    def due_jobs(self, now: float | None = None) -> list[tuple[str, lifecycle.Job]]:
+        """The scheduled runs due now that this engine leads (its claims landed first)."""
+        now = time.time() if now is None else now
+        jobs = []
+        for name in self.store.experiment_names():
+            exp = self._experiment(name)
+            claim = self._schedule(exp).claim(now) if exp.spec.lifecycle.schedule else None
+            if claim is not None:
+                jobs.append((name, lifecycle.start_job(exp, claim, now=now)))
+        return jobs
+
+    def finish_job(
+        self, experiment: str, job: lifecycle.Job, judged: lifecycle.Judged | None
+    ) -> dict[str, Any]:
+        return lifecycle.finish_job(self._experiment(experiment), job, judged)
+
+    def tick(self, now: float | None = None) -> list[dict[str, Any]]:
+        """Run the scheduled jobs due now that this engine leads, in process."""
+        return [self.finish_job(name, job, lifecycle.judge(job.plan)) for name, job in self.due_jobs(now)]
+
+    def schedule(self, experiment: str, now: float | None = None) -> dict[str, Any]:
+        """The schedule, the next run, the last runs and their results."""
+        return self._schedule(self._experiment(experiment)).status(now)
+
+    def _schedule(self, exp: Experiment) -> Schedule:
+        stored = self.store.experiment(exp.spec.name)
+        return Schedule(self.store, exp.spec, stored["recorded_at"] if stored else 0.0)
 
     def export_version(self, experiment: str, version: str) -> tuple[dict[str, Any], pd.DataFrame]:
         return lifecycle.export_version(self._experiment(experiment), version)
