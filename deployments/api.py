@@ -30,6 +30,7 @@ profiles read the store first.
 
 import asyncio
 import hmac
+import io
 import logging
 from typing import Annotated, Any, Literal
 
@@ -40,6 +41,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ray import serve
 
 from deployments.schemas import (
+    ActivateRequest,
     ErrorBody,
     ExperimentInfo,
     FeedbackAck,
@@ -47,6 +49,7 @@ from deployments.schemas import (
     Health,
     ParetoFront,
     Preferences,
+    RetrainRequest,
     SuggestionOut,
     SuggestRequest,
     UserId,
@@ -55,6 +58,7 @@ from deployments.schemas import (
 from engine.experiments import VariantError, VariantPatch, VariantSpec
 from engine.offline import UnknownRun, front_report
 from engine.online import Feedback, OnlineEngine, OnlineError
+from engine.online.lifecycle import judge
 from engine.spec import ExperimentSpec, SpecError, parse_spec
 from engine.store import DEFAULT_TIMEOUT_S, UNAVAILABLE, EventStore
 
@@ -108,12 +112,28 @@ class FrontierAPI:
         engine_options: dict[str, Any],
         admin_token: str | None,
         store_timeout_s: float = DEFAULT_TIMEOUT_S,
+        schedule_poll_s: float = 30.0,
     ) -> None:
         self.store = EventStore(store_url, timeout_s=store_timeout_s)
         self.engine = OnlineEngine(self.store, **engine_options)
         self.engine.load_all()  # replay the store now: a replica is ready once it is warm
         self._token = admin_token.encode() if admin_token else None
         self._learning = False  # a sync is scheduled; it will see every write before it runs
+        # Serve builds a replica on its event loop: the scheduler runs beside the routes
+        self._scheduler = asyncio.get_running_loop().create_task(self._schedule(schedule_poll_s))
+
+    async def _schedule(self, poll_s: float) -> None:
+        """Every `poll_s`, run the scheduled jobs due whose claim this replica wins (one
+        replica per period: engine.experiments.schedule); the fitting runs in a thread,
+        the engine's reads and writes on the loop, as every route's."""
+        while True:
+            await asyncio.sleep(poll_s)
+            try:
+                for name, job in self.engine.due_jobs():
+                    judged = await asyncio.to_thread(judge, job.plan)
+                    log.info("%s: scheduled retrain: %s", name, self.engine.finish_job(name, job, judged))
+            except Exception as e:  # the store is down, say: the next poll tries again
+                log.warning("scheduled jobs failed (%s); will retry", e)
 
     def _learn_soon(self) -> None:
         """After this response: learn what was written, once for a burst of requests."""
@@ -357,5 +377,97 @@ class FrontierAPI:
         """Every variant change, promotions and rollbacks with their statistics, oldest first."""
         try:
             return self.engine.history(name)
+        except OnlineError as e:
+            raise HTTPException(e.status, str(e)) from None
+
+    # -- model versions, retraining, schedule (engine.online.lifecycle) ----------------------
+
+    @api.get("/v1/experiments/{name}/versions", responses=_errors(404))
+    async def versions(self, name: ExperimentName) -> dict[str, Any]:
+        """Every model version (semantic version, parent, reason, constants, the feedback seq
+        it was fitted up to, its scores at creation, status) and every activation."""
+        try:
+            return self.engine.versions(name)
+        except OnlineError as e:
+            raise HTTPException(e.status, str(e)) from None
+
+    @api.post(
+        "/v1/experiments/{name}/versions/{version}/activate", responses=_errors(401, 403, 404, 409, 422)
+    )
+    async def activate(
+        self,
+        name: ExperimentName,
+        version: Annotated[str, Path(min_length=1, max_length=32)],
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+        body: ActivateRequest | None = None,
+    ) -> dict[str, Any]:
+        """Serve this model version from now on (an earlier one: a rollback) (admin); every
+        replica rebuilds its learner from it. Answers with the event recorded."""
+        self._admin(credentials)
+        try:
+            return self.engine.activate(name, version, (body or ActivateRequest()).reason)
+        except (OnlineError, VariantError) as e:
+            raise HTTPException(e.status, str(e)) from None
+
+    @api.post("/v1/experiments/{name}/versions", status_code=201, responses=_errors(401, 403, 404, 409, 422))
+    async def import_version(
+        self,
+        name: ExperimentName,
+        document: dict[str, Any],
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> dict[str, Any]:
+        """Import a version exported by `…/versions/{version}/export` (admin): a new major
+        version, a draft until activated."""
+        self._admin(credentials)
+        try:
+            return self.engine.import_version(name, document)
+        except (OnlineError, VariantError) as e:
+            raise HTTPException(e.status, str(e)) from None
+
+    @api.get("/v1/experiments/{name}/versions/{version}/export", responses=_errors(401, 403, 404, 422))
+    async def export_version(
+        self,
+        name: ExperimentName,
+        version: Annotated[str, Path(min_length=1, max_length=32)],
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+        format: Literal["json", "parquet"] = "json",
+    ) -> Any:
+        """The version as JSON, or the feedback it was fitted on as Parquet (users
+        pseudonymised) (admin)."""
+        self._admin(credentials)
+        try:
+            document, table = self.engine.export_version(name, version)
+        except (OnlineError, VariantError) as e:
+            raise HTTPException(e.status, str(e)) from None
+        if format == "json":
+            return document
+        buffer = io.BytesIO()
+        table.to_parquet(buffer, index=False)
+        return Response(buffer.getvalue(), media_type="application/vnd.apache.parquet")
+
+    @api.post("/v1/experiments/{name}/retrain", responses=_errors(401, 403, 404, 409, 422))
+    async def retrain(
+        self,
+        name: ExperimentName,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+        body: RetrainRequest | None = None,
+    ) -> dict[str, Any]:
+        """Refit the learner on the last `days` of feedback now (admin); the new version is
+        activated only when it beats the active one on the held-out last 20%, else it stays
+        a draft with the reason. The fitting runs off the event loop."""
+        self._admin(credentials)
+        body = body or RetrainRequest()
+        try:
+            job = self.engine.start_retrain(name, body.days, body.priors)
+            judged = await asyncio.to_thread(judge, job.plan)
+            return self.engine.finish_job(name, job, judged)
+        except (OnlineError, VariantError) as e:
+            raise HTTPException(e.status, str(e)) from None
+
+    @api.get("/v1/experiments/{name}/schedule", responses=_errors(404))
+    async def schedule(self, name: ExperimentName) -> dict[str, Any]:
+        """The schedule (cron, UTC), the next run, and the last runs with their results."""
+        try:
+            return self.engine.schedule(name)
         except OnlineError as e:
             raise HTTPException(e.status, str(e)) from None

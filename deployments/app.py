@@ -62,6 +62,11 @@ class AppArgs(BaseModel):
     peer_sync_s: float = Field(
         default=1.0, ge=0, description="how stale another replica's preference changes may be"
     )
+    schedule_poll_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="how often a replica looks for scheduled jobs due (lifecycle.schedule)",
+    )
     store_timeout_s: float = Field(
         default=DEFAULT_TIMEOUT_S,
         gt=0,
@@ -199,4 +204,4 @@ def app_builder(args: AppArgs | dict[str, Any]) -> Application:
     api = cast(Deployment, FrontierAPI).options(
         max_ongoing_requests=args.max_ongoing_requests, request_router_config=ROUTER, **scaling
     )
-    return api.bind(url, options, admin_token(), args.store_timeout_s)
+    return api.bind(url, options, admin_token(), args.store_timeout_s, args.schedule_poll_s)

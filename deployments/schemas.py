@@ -10,6 +10,7 @@ from engine.online import MAX_ID, Feedback
 from engine.spec import MAX_CONTEXT_FEATURES, MAX_CONTEXT_LABEL
 
 __all__ = [
+    "ActivateRequest",
     "ContextFeatures",
     "ErrorBody",
     "ExperimentInfo",
@@ -19,6 +20,7 @@ __all__ = [
     "Health",
     "ParetoFront",
     "Preferences",
+    "RetrainRequest",
     "SuggestRequest",
     "SuggestionOut",
     "UserId",
@@ -128,3 +130,15 @@ class Health(_Body):
 
 class ErrorBody(BaseModel):
     detail: Any
+
+
+class RetrainRequest(_Body):
+    """`days`: recent feedback to fit on (default: the spec's `lifecycle.days`); `priors`:
+    learner constants to judge instead of a fit (e.g. {"noise": 0.25})."""
+
+    days: float | None = Field(default=None, gt=0, le=3650)
+    priors: dict[str, float] | None = Field(default=None, max_length=16)
+
+
+class ActivateRequest(_Body):
+    reason: str = Field(default="requested by an admin", min_length=1, max_length=500)

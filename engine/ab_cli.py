@@ -1,14 +1,16 @@
 """`frontier ab` and `frontier variants`: one code path over a running service (`--url`,
-the admin token from FRONTIER_ADMIN_TOKEN) or a store opened directly (`--store`)."""
+the admin token from FRONTIER_ADMIN_TOKEN) or a store opened directly (`--store`); the
+lifecycle's commands (engine.lifecycle_cli) share both backends."""
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 from typing import Any, Protocol
 
-__all__ = ["ABBackend", "add_commands", "backend", "run"]
+__all__ = ["ABBackend", "add_commands", "backend", "run", "where_options"]
 
 TOKEN_ENV = "FRONTIER_ADMIN_TOKEN"
 
@@ -55,8 +57,35 @@ class _StoreBackend:
     def history(self, experiment: str) -> list[dict[str, Any]]:
         return self.engine.history(experiment)
 
+    # the lifecycle (engine.lifecycle_cli)
 
-def backend(args: argparse.Namespace) -> ABBackend:
+    def versions(self, experiment: str) -> dict[str, Any]:
+        return self.engine.versions(experiment)
+
+    def activate(
+        self, experiment: str, version: str, reason: str = "requested by an admin"
+    ) -> dict[str, Any]:
+        return self.engine.activate(experiment, version, reason)
+
+    def retrain(
+        self, experiment: str, days: float | None = None, priors: dict[str, float] | None = None
+    ) -> dict[str, Any]:
+        return self.engine.retrain(experiment, days, priors)
+
+    def schedule(self, experiment: str) -> dict[str, Any]:
+        return self.engine.schedule(experiment)
+
+    def export_version(self, experiment: str, version: str) -> tuple[dict[str, Any], bytes]:
+        document, table = self.engine.export_version(experiment, version)
+        buffer = io.BytesIO()
+        table.to_parquet(buffer, index=False)
+        return document, buffer.getvalue()
+
+    def import_version(self, experiment: str, document: dict[str, Any]) -> dict[str, Any]:
+        return self.engine.import_version(experiment, document)
+
+
+def backend(args: argparse.Namespace) -> Any:
     if args.url:
         from engine.client import FrontierClient
 
@@ -69,14 +98,14 @@ def backend(args: argparse.Namespace) -> ABBackend:
 def add_commands(sub: Any) -> None:
     p = sub.add_parser("ab", help="an experiment's A/B report: variants against the control")
     p.add_argument("experiment")
-    _where(p)
+    where_options(p)
     p.add_argument("--json", action="store_true", help="the report as JSON")
 
     p = sub.add_parser("variants", help="list, create or change an experiment's variants")
     actions = p.add_subparsers(dest="action", required=True)
     q = actions.add_parser("list")
     q.add_argument("experiment")
-    _where(q)
+    where_options(q)
     q = actions.add_parser("create", help="a new variant, or a new version of one")
     q.add_argument("experiment")
     q.add_argument("name")
@@ -87,33 +116,34 @@ def add_commands(sub: Any) -> None:
     q.add_argument("--status", choices=["draft", "running", "paused", "stopped"], default="running")
     q.add_argument("--parent", help="name@version it derives from")
     q.add_argument("--control", action="store_true", help="the variant the others are compared with")
-    _where(q)
+    where_options(q)
     q = actions.add_parser("patch", help="change a variant's weight or status")
     q.add_argument("experiment")
     q.add_argument("name")
     q.add_argument("--weight", type=float)
     q.add_argument("--status", choices=["draft", "running", "paused", "stopped"])
     q.add_argument("--reassign", action="store_true", help="draw every user's variant again")
-    _where(q)
+    where_options(q)
     for action, text in (("promote", "make it the control (the old control stops)"),
                          ("rollback", "stop it: its users get the control")):  # fmt: skip
         q = actions.add_parser(action, help=text)
         q.add_argument("experiment")
         q.add_argument("name")
-        _where(q)
+        where_options(q)
     q = actions.add_parser("history", help="every change, promotions and rollbacks with their statistics")
     q.add_argument("experiment")
-    _where(q)
+    where_options(q)
 
 
-def _where(p: argparse.ArgumentParser) -> None:
+def where_options(p: argparse.ArgumentParser) -> None:
+    """--url or --store: where the experiment lives."""
     where = p.add_mutually_exclusive_group()
     where.add_argument("--url", help="a running service (admin token from FRONTIER_ADMIN_TOKEN)")
     where.add_argument("--store", help="open this event store directly, e.g. sqlite:///results/frontier.db")
 
 
 def run(args: argparse.Namespace) -> int:
-    b = backend(args)
+    b: ABBackend = backend(args)
     if args.command == "ab":
         report = b.abtest(args.experiment)
         print(json.dumps(report, indent=2) if args.json else format_report(report))

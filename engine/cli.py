@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from engine import ab_cli
+from engine import ab_cli, lifecycle_cli
 from engine.client import FrontierHTTPError
 from engine.offline import ResumeError, format_front
 from engine.spec import SpecError, load_spec
@@ -52,11 +52,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     ab_cli.add_commands(sub)
+    lifecycle_cli.add_commands(sub)
 
     args = parser.parse_args(argv)
     try:
         if args.command in ("ab", "variants"):
             return ab_cli.run(args)
+        if args.command in lifecycle_cli.COMMANDS:
+            return lifecycle_cli.run(args)
         if args.command == "validate":
             return _validate(args.spec)
         if args.command == "explore":

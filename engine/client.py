@@ -165,6 +165,47 @@ class FrontierClient:
         result: dict[str, Any] = self._call("GET", f"/v1/experiments/{experiment}/abtest")
         return result
 
+    # -- model versions, retraining, schedule, deletion ---------------------------------------
+
+    def versions(self, experiment: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/v1/experiments/{experiment}/versions")
+        return result
+
+    def activate(
+        self, experiment: str, version: str, reason: str = "requested by an admin"
+    ) -> dict[str, Any]:
+        """Admin: serve that model version (an earlier one: a rollback); the event recorded."""
+        path = f"/v1/experiments/{experiment}/versions/{version}/activate"
+        result: dict[str, Any] = self._call("POST", path, {"reason": reason}, idempotent=False)
+        return result
+
+    def retrain(
+        self, experiment: str, days: float | None = None, priors: Mapping[str, float] | None = None
+    ) -> dict[str, Any]:
+        """Admin: refit now; activated only when it beats the active version on held-out feedback."""
+        body = {"days": days, "priors": dict(priors) if priors is not None else None}
+        result: dict[str, Any] = self._call(
+            "POST", f"/v1/experiments/{experiment}/retrain", body, idempotent=False
+        )
+        return result
+
+    def schedule(self, experiment: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/v1/experiments/{experiment}/schedule")
+        return result
+
+    def export_version(self, experiment: str, version: str) -> tuple[dict[str, Any], bytes]:
+        """Admin: the version as JSON, and the feedback it was fitted on as Parquet bytes."""
+        path = f"/v1/experiments/{experiment}/versions/{version}/export"
+        document: dict[str, Any] = self._call("GET", path)
+        table: bytes = self._call("GET", path + "?format=parquet", raw=True)
+        return document, table
+
+    def import_version(self, experiment: str, document: Mapping[str, Any]) -> dict[str, Any]:
+        """Admin: a version exported elsewhere, as a new major version (a draft)."""
+        path = f"/v1/experiments/{experiment}/versions"
+        result: dict[str, Any] = self._call("POST", path, dict(document), idempotent=False)
+        return result
+
     def healthy(self) -> bool:
         try:
             return self.session.get(f"{self.base_url}/healthz", timeout=self.timeout_s).ok
@@ -178,9 +219,10 @@ class FrontierClient:
         body: Mapping[str, Any] | None = None,
         session: str | None = None,
         idempotent: bool = True,
+        raw: bool = False,
     ) -> Any:
         """Retry connection failures and 502/503/504 (and 500 when `idempotent`) with the
-        same body; raise other errors."""
+        same body; raise other errors. The body read as JSON, or as bytes when `raw`."""
         retry = RETRY_STATUS_IDEMPOTENT if idempotent else RETRY_STATUS
         headers = {SESSION_HEADER: session} if session else None
         for attempt in range(self.retries + 1):
@@ -194,7 +236,7 @@ class FrontierClient:
                     raise
             else:
                 if r.status_code < 400:
-                    return r.json()
+                    return r.content if raw else r.json()
                 if r.status_code not in retry or last:
                     raise FrontierHTTPError(r.status_code, _detail(r))
             time.sleep(self.backoff_s * 2**attempt)

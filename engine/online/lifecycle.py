@@ -37,7 +37,6 @@ __all__ = [
     "plan_retrain",
     "read_versions",
     "record_retrain",
-    "start_job",
 ]
 
 EXPORT_FORMAT = "frontier.model/1"
@@ -151,16 +150,6 @@ class Job:
 
     claim: Claim
     plan: RetrainPlan
-
-
-def start_job(exp: Experiment, claim: Claim, **how: Any) -> Job:
-    """Read what the job's retrain needs (`plan_retrain`'s arguments); a plan that fails
-    (bad input) finishes the claim as failed, and raises."""
-    try:
-        return Job(claim, plan_retrain(exp, trigger=claim.trigger, **how))
-    except VariantError as e:
-        claim.finish({"error": str(e)}, failed=True)
-        raise
 
 
 def finish_job(exp: Experiment, job: Job, judged: Judged | None) -> dict[str, Any]:

@@ -148,8 +148,8 @@ class OnlineEngine:
         """`retrain`'s reads; `lifecycle.judge(job.plan)` may then run in a thread, and
         `finish_job` records it."""
         exp = self._experiment(experiment)
-        claim = self._schedule(exp).claim_request()
-        return lifecycle.start_job(exp, claim, days=days, proposed=priors, now=now)
+        plan = lifecycle.plan_retrain(exp, days=days, proposed=priors, now=now)  # refuses bad input first
+        return lifecycle.Job(self._schedule(exp).claim_request(), plan)
 
     def due_jobs(self, now: float | None = None) -> list[tuple[str, lifecycle.Job]]:
         """The scheduled runs due now that this engine leads (its claims landed first)."""
@@ -159,12 +159,15 @@ class OnlineEngine:
             exp = self._experiment(name)
             claim = self._schedule(exp).claim(now) if exp.spec.lifecycle.schedule else None
             if claim is not None:
-                jobs.append((name, lifecycle.start_job(exp, claim, now=now)))
+                jobs.append(
+                    (name, lifecycle.Job(claim, lifecycle.plan_retrain(exp, now=now, trigger="schedule")))
+                )
         return jobs
 
     def finish_job(
         self, experiment: str, job: lifecycle.Job, judged: lifecycle.Judged | None
     ) -> dict[str, Any]:
+        """Record a retrain judged (in a thread, say) after `start_retrain` or `due_jobs`."""
         return lifecycle.finish_job(self._experiment(experiment), job, judged)
 
     def tick(self, now: float | None = None) -> list[dict[str, Any]]:
