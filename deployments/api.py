@@ -124,11 +124,13 @@ class FrontierAPI:
 
     async def _schedule(self, poll_s: float) -> None:
         """Every `poll_s`, run the scheduled jobs due whose claim this replica wins (one
-        replica per period: engine.experiments.schedule); the fitting runs in a thread,
+        replica per period: engine.experiments.schedule), after anonymising the events past
+        each experiment's retention; the fitting runs in a thread,
         the engine's reads and writes on the loop, as every route's."""
         while True:
             await asyncio.sleep(poll_s)
             try:
+                self.engine.apply_retention()
                 for name, job in self.engine.due_jobs():
                     judged = await asyncio.to_thread(judge, job.plan)
                     log.info("%s: scheduled retrain: %s", name, self.engine.finish_job(name, job, judged))
@@ -219,7 +221,9 @@ class FrontierAPI:
     async def suggest(self, name: ExperimentName, body: SuggestRequest) -> SuggestionOut:
         """Send `x-session-id: <routing key>` to reach the replica holding this user warm."""
         try:
-            s = self.engine.suggest(name, body.user_id, body.engine_context(), sync=False)
+            s = self.engine.suggest(
+                name, body.user_id, body.engine_context(), sync=False, opt_out=body.opt_out
+            )
         except OnlineError as e:
             raise HTTPException(e.status, str(e)) from None
         self._learn_soon()
@@ -293,6 +297,22 @@ class FrontierAPI:
         """Samples, rater calibration, and per context the preferred settings and confidence."""
         try:
             return self.engine.profile(name, user_id)
+        except OnlineError as e:
+            raise HTTPException(e.status, str(e)) from None
+
+    @api.delete("/v1/experiments/{name}/users/{user_id}", responses=_errors(401, 403, 404, 422))
+    async def forget(
+        self,
+        name: ExperimentName,
+        user_id: Annotated[UserId, Path()],
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> dict[str, Any]:
+        """Delete every event of the user (admin): their suggestions, feedback, assignments
+        and preferences go, a tombstone naming no one is recorded, and every replica
+        rebuilds its state from the store without them. 404 when nothing of theirs is stored."""
+        self._admin(credentials)
+        try:
+            return self.engine.forget(name, user_id)
         except OnlineError as e:
             raise HTTPException(e.status, str(e)) from None
 

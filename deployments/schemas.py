@@ -51,6 +51,10 @@ class SuggestRequest(_Body):
     context: ContextLabel | ContextFeatures | None = Field(
         default=None, description="a context label, or {'features': [...]} to be clustered"
     )
+    opt_out: bool = Field(
+        default=False,
+        description="the user declined to be learnt from: default settings, only counts stored",
+    )
 
     def engine_context(self) -> str | list[float] | None:
         return self.context.features if isinstance(self.context, ContextFeatures) else self.context

@@ -84,6 +84,9 @@ class _StoreBackend:
     def import_version(self, experiment: str, document: dict[str, Any]) -> dict[str, Any]:
         return self.engine.import_version(experiment, document)
 
+    def forget(self, experiment: str, user_id: str) -> dict[str, Any]:
+        return self.engine.forget(experiment, user_id)
+
 
 def backend(args: argparse.Namespace) -> Any:
     if args.url:

@@ -62,10 +62,17 @@ class FrontierClient:
             self.session.headers["Authorization"] = f"Bearer {admin_token}"
 
     def suggest(
-        self, experiment: str, user_id: str, context: str | Sequence[float] | None = None
+        self,
+        experiment: str,
+        user_id: str,
+        context: str | Sequence[float] | None = None,
+        opt_out: bool = False,
     ) -> dict[str, Any]:
-        """{suggestion_id, params, variant, variant_version, payload, expires_at, context}"""
+        """{suggestion_id, params, variant, variant_version, payload, expires_at, context};
+        `opt_out`: the user declined to be learnt from (default settings, nothing stored)."""
         body: dict[str, Any] = {"user_id": user_id}
+        if opt_out:
+            body["opt_out"] = True
         if isinstance(context, str):
             body["context"] = context
         elif context is not None:
@@ -204,6 +211,12 @@ class FrontierClient:
         """Admin: a version exported elsewhere, as a new major version (a draft)."""
         path = f"/v1/experiments/{experiment}/versions"
         result: dict[str, Any] = self._call("POST", path, dict(document), idempotent=False)
+        return result
+
+    def forget(self, experiment: str, user_id: str) -> dict[str, Any]:
+        """Admin: delete every event of the user; what was deleted."""
+        path = f"/v1/experiments/{experiment}/users/{user_id}"
+        result: dict[str, Any] = self._call("DELETE", path, None, idempotent=False)
         return result
 
     def healthy(self) -> bool:

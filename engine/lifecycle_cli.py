@@ -1,6 +1,6 @@
-"""`frontier models`, `frontier retrain`, `frontier schedule`: an experiment's model versions
-and their retraining, over a running service (`--url`) or a store (`--store`), as
-engine.ab_cli's commands."""
+"""`frontier models`, `frontier retrain`, `frontier schedule`, `frontier forget`: an
+experiment's model versions, their retraining, and deleting a user's data, over a running
+service (`--url`) or a store (`--store`), as engine.ab_cli's commands."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from engine.ab_cli import backend, where_options
 
 __all__ = ["COMMANDS", "LifecycleBackend", "add_commands", "run"]
 
-COMMANDS = ("models", "retrain", "schedule")
+COMMANDS = ("models", "retrain", "schedule", "forget")
 
 
 class LifecycleBackend(Protocol):
@@ -25,6 +25,7 @@ class LifecycleBackend(Protocol):
     def schedule(self, experiment: str) -> dict[str, Any]: ...
     def export_version(self, experiment: str, version: str) -> tuple[dict[str, Any], bytes]: ...
     def import_version(self, experiment: str, document: dict[str, Any]) -> dict[str, Any]: ...
+    def forget(self, experiment: str, user_id: str) -> dict[str, Any]: ...
 
 
 def add_commands(sub: Any) -> None:
@@ -60,10 +61,19 @@ def add_commands(sub: Any) -> None:
     p.add_argument("experiment")
     where_options(p)
 
+    p = sub.add_parser("forget", help="delete every event of a user (every replica forgets them)")
+    p.add_argument("experiment")
+    p.add_argument("user_id")
+    where_options(p)
+
 
 def run(args: argparse.Namespace) -> int:
     b: LifecycleBackend = backend(args)
-    if args.command == "retrain":
+    if args.command == "forget":
+        deleted = b.forget(args.experiment, args.user_id)["deleted"]
+        rows = ", ".join(f"{n} {table}" for table, n in deleted.items())
+        print(f"{args.user_id}: deleted from {args.experiment} ({rows})")
+    elif args.command == "retrain":
         priors = json.loads(args.priors) if args.priors else None
         result = b.retrain(args.experiment, args.days, priors)
         print(_retrained(result))

@@ -25,6 +25,7 @@ from engine.online.state import LEARNER_CONSTANTS, Experiment
 from engine.spec import ExperimentSpec
 
 __all__ = [
+    "DAY_S",
     "EXPORT_FORMAT",
     "Job",
     "Judged",

@@ -53,6 +53,12 @@ class UnknownSuggestion(OnlineError):
     status = 404
 
 
+class UnknownUser(OnlineError):
+    """No event of this user is stored (never seen, or deleted)."""
+
+    status = 404
+
+
 class ExpiredSuggestion(OnlineError):
     status = 410
 

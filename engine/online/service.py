@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
@@ -32,6 +33,7 @@ from engine.online.protocol import (
     Suggestion,
     UnknownExperiment,
     UnknownSuggestion,
+    UnknownUser,
     check_id,
     content_key,
     stored_feedback,
@@ -39,11 +41,18 @@ from engine.online.protocol import (
 from engine.online.rater import Rater
 from engine.online.rewards import Feedback
 from engine.online.state import Experiment
+from engine.online.user_gp import UserHistory
 from engine.routing import routing_key
 from engine.spec import MAX_CONTEXT_LABEL, ExperimentSpec
 from engine.store import EventStore
 
-__all__ = ["OnlineEngine"]
+__all__ = ["OPTED_OUT", "OnlineEngine"]
+
+OPTED_OUT = "optout-"  # the prefix of suggestion ids given to opted-out users (nothing stored)
+
+
+def _day(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d")
 
 
 class OnlineEngine:
@@ -171,7 +180,8 @@ class OnlineEngine:
         return lifecycle.finish_job(self._experiment(experiment), job, judged)
 
     def tick(self, now: float | None = None) -> list[dict[str, Any]]:
-        """Run the scheduled jobs due now that this engine leads, in process."""
+        """Apply retention, then run the scheduled jobs due now that this engine leads, in process."""
+        self.apply_retention(now)
         return [self.finish_job(name, job, lifecycle.judge(job.plan)) for name, job in self.due_jobs(now)]
 
     def schedule(self, experiment: str, now: float | None = None) -> dict[str, Any]:
@@ -187,6 +197,34 @@ class OnlineEngine:
 
     def import_version(self, experiment: str, document: dict[str, Any]) -> dict[str, Any]:
         return lifecycle.import_version(self._experiment(experiment), document)
+
+    # -- deletion and privacy ----------------------------------------------------------------
+
+    def forget(self, experiment: str, user_id: str) -> dict[str, Any]:
+        """Delete every event of a user (the store records a tombstone that names no one);
+        this engine rebuilds from the store at once, every other at its next read of
+        tombstones (`peer_sync_s`). UnknownUser when nothing of theirs is stored."""
+        check_id("user_id", user_id)
+        exp = self._experiment(experiment)
+        deleted = self.store.forget(experiment, user_id)
+        if not any(deleted.values()):
+            raise UnknownUser(f"no event of user {user_id!r} is stored in experiment {experiment!r}")
+        exp.stale = True
+        return {"experiment": experiment, "user_id": user_id, "deleted": deleted}
+
+    def apply_retention(self, now: float | None = None) -> dict[str, dict[str, int]]:
+        """Anonymise the events older than each experiment's `lifecycle.retention_days`;
+        what changed, per experiment (any replica may run it: a row is changed once)."""
+        now = time.time() if now is None else now
+        changed = {}
+        for name in self.store.experiment_names():
+            exp = self._experiment(name)
+            days = exp.spec.lifecycle.retention_days
+            if days is not None:
+                rows = self.store.anonymise_before(name, now - days * lifecycle.DAY_S)
+                if any(rows.values()):
+                    changed[name], exp.stale = rows, True
+        return changed
 
     def load_all(self) -> list[str]:
         """Replay every stored experiment now, so the first requests find the models warm."""
@@ -248,8 +286,13 @@ class OnlineEngine:
         context: str | Sequence[float] | None = None,
         now: float | None = None,
         sync: bool = True,
+        opt_out: bool = False,
     ) -> Suggestion:
         """`context`: a label, or a feature vector that is clustered into a labelled context.
+
+        `opt_out`: the user declined to be learnt from: they get the settings a new user
+        gets in that context (the population's best, without exploration), in no variant,
+        and nothing of theirs is stored but a count (`OPTED_OUT` ids; their feedback counted).
 
         `sync=False` reads the store first only if this engine has stored feedback it has
         not learnt yet: for a caller that calls `sync()` after each answer instead (a Serve
@@ -262,6 +305,8 @@ class OnlineEngine:
         now = time.time() if now is None else now
         exp = self._experiment(experiment, sync)
         label, stored = exp.contexts.resolve(context)
+        if opt_out:
+            return self._opted_out(exp, label, now)
         assignment = exp.ab.assign(user_id)
         variant = assignment.variant
         user = exp.user(user_id, now)
@@ -292,6 +337,20 @@ class OnlineEngine:
         user.pending[suggestion.suggestion_id] = (label or "", params, suggestion.expires_at)
         return suggestion
 
+    def _opted_out(self, exp: Experiment, label: str | None, now: float) -> Suggestion:
+        exp.ensure_context_model(label)
+        params = exp.model.recommend(Rater(), UserHistory(), label)[0]
+        self.store.count(exp.spec.name, "opted_out_suggestions", _day(now))
+        return Suggestion(
+            suggestion_id=OPTED_OUT + uuid.uuid4().hex,
+            experiment=exp.spec.name,
+            user_id="",
+            context=label,
+            params=params,
+            variant=DEFAULT_VARIANT,
+            expires_at=now + self.lease_s,
+        )
+
     def feedback(
         self,
         suggestion_id: str,
@@ -312,6 +371,12 @@ class OnlineEngine:
         if idempotency_key is not None:
             check_id("idempotency_key", idempotency_key)
         now = time.time() if now is None else now
+        if suggestion_id.startswith(OPTED_OUT):
+            if experiment is None:
+                raise InvalidRequest("feedback on an opted-out suggestion must name its experiment")
+            self._experiment(experiment, sync=False)  # it exists
+            self.store.count(experiment, "opted_out_feedback", _day(now))
+            return FeedbackResult("recorded", False, "the user opted out: counted, not stored")
         suggestion = self.store.suggestion(suggestion_id)
         if suggestion is None or experiment not in (None, suggestion["experiment"]):
             where = f" in experiment {experiment!r}" if experiment else ""
@@ -383,6 +448,8 @@ class OnlineEngine:
         the offline front's settings preferred under their weights."""
         check_id("user_id", user_id)
         exp = self._experiment(experiment)
+        if user_id not in exp.users and not self.store.seen(experiment, user_id):
+            raise UnknownUser(f"user {user_id!r} has no suggestion in experiment {experiment!r}")
         user = exp.user(user_id, time.time())
         rater = exp.raters.get(user_id, Rater())
         contexts = {}

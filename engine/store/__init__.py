@@ -7,10 +7,11 @@ trial as an append-only event, in SQLite or PostgreSQL (SQLAlchemy), every call 
 
 from engine.store.bounded import DEFAULT_TIMEOUT_S
 from engine.store.errors import UNAVAILABLE, StoreError, StoreUnavailable
-from engine.store.events import EventStore, default_store_url
+from engine.store.events import ANONYMOUS, EventStore, default_store_url
 from engine.store.schema import SCHEMA_VERSION, TABLES, feedback_key
 
 __all__ = [
+    "ANONYMOUS",
     "DEFAULT_TIMEOUT_S",
     "SCHEMA_VERSION",
     "TABLES",

@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,24 +37,27 @@ from engine.store import queries, writes
 from engine.store.bounded import DEFAULT_TIMEOUT_S, Breaker, create_engine
 from engine.store.errors import StoreError
 from engine.store.schema import (
+    ANONYMOUS,
     TABLES,
     assignments,
     contexts,
+    counts,
     experiments,
     feedback,
     feedback_key,
     metadata,
     preferences,
     suggestions,
+    tombstones,
     trials,
 )
 from engine.store.upgrades import check_schema
 
-__all__ = ["EventStore", "default_store_url"]
+__all__ = ["ANONYMOUS", "EventStore", "default_store_url"]
 
 DEFAULT_STORE = Path("results") / "frontier.db"
 LEGACY_RUN = "legacy"  # the run of trials published before runs had ids
-_LIFECYCLE = frozenset({"variants", "models", "jobs", "tombstones"})
+_LIFECYCLE = frozenset({"variants", "models", "jobs"})
 
 
 def default_store_url() -> str:
@@ -136,6 +140,74 @@ class EventStore:
         if found is None:  # rows are never deleted: a key written or found must read back
             raise StoreError(f"assignment {key!r} was written but cannot be read back from {self.url!r}")
         return found
+
+    # -- deletion: the one exception to append-only ------------------------------------------
+
+    def forget(self, experiment: str, user_id: str) -> dict[str, int]:
+        """Delete every event of one user in one experiment and record a tombstone (which
+        names no one), in one transaction; returns the rows deleted per table (none: nothing
+        is recorded)."""
+        deleted: dict[str, int] = {}
+        with self._connect(begin=True) as conn:
+            for table in (feedback, suggestions, assignments, preferences):
+                where = (table.c.experiment == experiment, table.c.user_id == user_id)
+                deleted[table.name] = conn.execute(table.delete().where(*where)).rowcount
+            if any(deleted.values()):
+                self._tombstone(conn, experiment, "deleted", deleted)
+        return deleted
+
+    def anonymise_before(self, experiment: str, cutoff: float) -> dict[str, int]:
+        """Unlink every suggestion written before `cutoff`, and its feedback and the
+        assignments of that time, from its user: each gets an id of its own (`anon-<seq>`),
+        so the population still learns from it and nothing leads back to the user; records
+        a tombstone when anything changed. Returns the rows changed per table."""
+        changed = {"suggestions": 0, "feedback": 0, "assignments": 0}
+        with self._connect(begin=True) as conn:
+            old = conn.execute(queries.NAMED_BEFORE, {"experiment": experiment, "cutoff": cutoff}).all()
+            for seq, sid in old:
+                new = f"{ANONYMOUS}{seq}"
+                changed["suggestions"] += conn.execute(
+                    suggestions.update()
+                    .where(suggestions.c.seq == seq)
+                    .values(suggestion_id=new, user_id=new)
+                ).rowcount
+                rekey = sa.func.substr(feedback.c.idempotency_key, len(sid) + 1)
+                changed["feedback"] += conn.execute(
+                    feedback.update()
+                    .where(feedback.c.suggestion_id == sid)
+                    .values(suggestion_id=new, user_id=new, idempotency_key=sa.literal(new) + rekey)
+                ).rowcount
+            a = assignments
+            for (seq,) in conn.execute(queries.ASSIGNED_BEFORE, {"experiment": experiment, "cutoff": cutoff}):
+                changed["assignments"] += conn.execute(
+                    a.update().where(a.c.seq == seq).values(user_id=f"{ANONYMOUS}a{seq}")
+                ).rowcount
+            if any(changed.values()):
+                self._tombstone(conn, experiment, "anonymised", changed)
+        return changed
+
+    def _tombstone(self, conn: sa.Connection, experiment: str, mode: str, rows: dict[str, int]) -> None:
+        key = uuid.uuid4().hex
+        row = {"idempotency_key": key, "experiment": experiment, "subject": key, "mode": mode, "rows": rows}
+        writes.append(conn, tombstones, [{**row, "recorded_at": time.time()}])
+
+    def count(self, experiment: str, name: str, day: str) -> None:
+        """Add one to an aggregate counter (no event row: what opted-out users leave)."""
+        key = f"{experiment}/{name}/{day}"
+        with self._connect(begin=True) as conn:
+            writes.increment(conn, counts, {"key": key, "experiment": experiment, "name": name, "day": day})
+
+    def counts(self, experiment: str) -> dict[str, int]:
+        """Every counter of an experiment, summed over days."""
+        query = sa.select(counts.c.name, sa.func.sum(counts.c.n)).where(counts.c.experiment == experiment)
+        with self._connect() as conn:
+            return {name: int(n) for name, n in conn.execute(query.group_by(counts.c.name))}
+
+    def seen(self, experiment: str, user_id: str) -> bool:
+        """Whether any suggestion to this user is stored."""
+        with self._connect() as conn:
+            found = conn.execute(queries.USER_SEEN, {"experiment": experiment, "user_id": user_id}).first()
+        return found is not None
 
     def since(self, table: str, experiment: str, after_seq: int) -> list[dict[str, Any]]:
         """An experiment's rows of `table` (variants, assignments) after `after_seq`, in order."""

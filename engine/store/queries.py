@@ -9,20 +9,32 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine.store.schema import assignments, contexts, experiments, feedback, meta, preferences, suggestions
+from engine.store.schema import (
+    ANONYMOUS,
+    assignments,
+    contexts,
+    experiments,
+    feedback,
+    meta,
+    preferences,
+    suggestions,
+)
 
 __all__ = [
+    "ASSIGNED_BEFORE",
     "ASSIGNMENT",
     "CONTEXTS_SINCE",
     "EXPERIMENT",
     "FEEDBACK_FOR",
     "FEEDBACK_SINCE",
     "LATEST_PREFERENCES",
+    "NAMED_BEFORE",
     "OPEN_SUGGESTIONS",
     "PING",
     "PREFERENCES_SINCE",
     "SUGGESTION",
     "SUGGESTIONS_SINCE",
+    "USER_SEEN",
 ]
 
 PING = sa.select(meta.c.value).where(meta.c.key == "schema_version")
@@ -83,3 +95,24 @@ def _feedback_since(by_user: bool) -> sa.Select[Any]:
 
 # by whether it is filtered by "user_id"
 FEEDBACK_SINCE = {by_user: _feedback_since(by_user) for by_user in (False, True)}
+
+
+USER_SEEN = (
+    sa.select(suggestions.c.seq)
+    .where(
+        suggestions.c.experiment == sa.bindparam("experiment"),
+        suggestions.c.user_id == sa.bindparam("user_id"),
+    )
+    .limit(1)
+)
+# rows older than a cutoff that still name their user
+NAMED_BEFORE = sa.select(suggestions.c.seq, suggestions.c.suggestion_id).where(
+    suggestions.c.experiment == sa.bindparam("experiment"),
+    suggestions.c.recorded_at < sa.bindparam("cutoff"),
+    sa.not_(suggestions.c.user_id.startswith(ANONYMOUS)),
+)
+ASSIGNED_BEFORE = sa.select(assignments.c.seq).where(
+    assignments.c.experiment == sa.bindparam("experiment"),
+    assignments.c.recorded_at < sa.bindparam("cutoff"),
+    sa.not_(assignments.c.user_id.startswith(ANONYMOUS)),
+)

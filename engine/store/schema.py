@@ -11,11 +11,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-__all__ = ["SCHEMA_VERSION", "TABLES", "feedback_key"]
+__all__ = ["ANONYMOUS", "SCHEMA_VERSION", "TABLES", "feedback_key"]
+
+ANONYMOUS = "anon-"  # the prefix of the ids anonymised rows get (EventStore.anonymise_before)
 
 SCHEMA_VERSION = 6  # 2: feedback.implicit; 3: feedback keys scoped to suggestions, trials.run_id;
 # 4: variants and assignments (variant_changes, which no release wrote, dropped); 5: feedback.comment;
-# 6: models, jobs and tombstones (the lifecycle: engine.experiments.versions, .schedule, .forget)
+# 6: models, jobs, tombstones and counts (the lifecycle: engine.experiments.versions and .schedule,
+# deletion, opted-out users' aggregate counts)
 
 metadata = sa.MetaData()
 
@@ -127,6 +130,16 @@ tombstones = _events(  # schema version 6
     sa.Column("subject", sa.String(64), nullable=False),  # a salted hash, never the user id
     sa.Column("mode", sa.String(16), nullable=False),  # deleted, anonymised, retention
     sa.Column("rows", sa.JSON, nullable=False),  # rows changed per table
+)
+
+counts = sa.Table(  # schema version 6: aggregate counters, the only rows that are updated
+    "counts",
+    metadata,
+    sa.Column("key", sa.String(256), primary_key=True),  # "<experiment>/<name>/<day>"
+    sa.Column("experiment", sa.String(64), nullable=False, index=True),
+    sa.Column("name", sa.String(64), nullable=False),  # e.g. opted_out_suggestions
+    sa.Column("day", sa.String(10), nullable=False),  # UTC, YYYY-MM-DD
+    sa.Column("n", sa.BigInteger, nullable=False),
 )
 
 TABLES: dict[str, sa.Table] = {

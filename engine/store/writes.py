@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from engine.store.errors import StoreError, StoreUnavailable
 from engine.store.schema import suggestions
 
-__all__ = ["append", "insert_ignore", "insert_suggestion_sqlite"]
+__all__ = ["append", "increment", "insert_ignore", "insert_suggestion_sqlite"]
 
 # Tables that readers follow by `seq` (engines learn feedback, preferences and feature
 # contexts that way): a reader that has seen seq n must never see a lower seq appear
@@ -53,6 +53,15 @@ def insert_ignore(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[s
         return 0
     stmt = _insert_statement(conn.dialect.name, table)
     return sum(len(conn.execute(stmt, dict(r)).all()) for r in rows)
+
+
+def increment(conn: sa.Connection, table: sa.Table, row: Mapping[str, Any]) -> None:
+    """Add one to a counter row (`n`), made at 1 if absent: one upsert on either backend."""
+    dialect = conn.dialect.name
+    if dialect not in ("sqlite", "postgresql"):
+        raise StoreError(f"unsupported database {dialect!r}; use SQLite or PostgreSQL")
+    insert = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table).values(**row, n=1)
+    conn.execute(insert.on_conflict_do_update(index_elements=["key"], set_={"n": table.c.n + 1}))
 
 
 @functools.cache

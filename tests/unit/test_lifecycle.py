@@ -3,21 +3,27 @@ process over SQLite stores (over HTTP: tests/integration/test_lifecycle_http.py)
 
 from __future__ import annotations
 
+import json
 import shutil
+import sqlite3
+import time
 from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from engine.experiments import VariantError
 from engine.experiments.schedule import LEASE_S, Schedule
 from engine.online import Feedback, OnlineEngine
 from engine.online.lifecycle import EXPORT_FORMAT
+from engine.online.protocol import UnknownUser
 from engine.online.retrain import priors_of
+from engine.online.service import OPTED_OUT
 from engine.sim import simulated_users
 from engine.spec import ExperimentSpec, load_spec
-from engine.store import EventStore
+from engine.store import ANONYMOUS, EventStore
 
 SPEC = load_spec("configs/genai.yaml")
 HOUR = 3600.0
@@ -207,3 +213,85 @@ def test_schedules_parse_with_croniter_and_bad_ones_are_refused() -> None:
     for bad in ("often", "61 * * * *", "* * *"):
         with pytest.raises(ValueError, match="cron expression"):
             with_lifecycle(schedule=bad)
+
+
+def snapshot(source: Path, copy: Path) -> None:
+    """A copy of a SQLite store with what its write-ahead log holds (sqlite3's backup)."""
+    with sqlite3.connect(source) as src, sqlite3.connect(copy) as dst:
+        src.backup(dst)
+
+
+def user_rows(store: EventStore, user_id: str) -> dict[str, int]:
+    tables = ("feedback", "suggestions", "assignments", "preferences")
+    return {t: len(list(store.events(t, experiment=SPEC.name, user_id=user_id))) for t in tables}
+
+
+def test_deleting_a_user_forgets_them_everywhere(engine: OnlineEngine, tmp_path: Path) -> None:
+    """Their events are gone, their profile answers 404 on every replica, and the others'
+    profiles and suggestions equal those of a fresh replay of the store without them."""
+    url = engine.store.url
+    replica = OnlineEngine(EventStore(url), peer_sync_s=0.0)  # another replica, the user warm in it
+    victim, others = "user-3", [f"user-{i}" for i in range(20) if i != 3]
+    engine.set_preferences(SPEC.name, victim, {"quality": 1.0, "speed": 1.0})
+    replica.suggest(SPEC.name, victim, "portrait")
+    assert user_rows(engine.store, victim)["feedback"] == 12
+    deleted = engine.forget(SPEC.name, victim)["deleted"]
+    assert deleted["feedback"] == 12 and deleted["suggestions"] == 13 and deleted["preferences"] == 1
+    assert user_rows(engine.store, victim) == dict.fromkeys(deleted, 0)
+    (tombstone,) = engine.store.since("tombstones", SPEC.name, 0)
+    assert tombstone["mode"] == "deleted" and victim not in str(tombstone)
+    snapshot(tmp_path / "store.db", tmp_path / "replay.db")
+    fresh = OnlineEngine(EventStore(f"sqlite:///{tmp_path / 'replay.db'}"))
+    for serving in (engine, replica, fresh):
+        with pytest.raises(UnknownUser):
+            serving.profile(SPEC.name, victim)
+    expected = {u: fresh.profile(SPEC.name, u) for u in others}
+    for serving in (engine, replica):
+        assert {u: serving.profile(SPEC.name, u) for u in others} == expected
+    # suggestions (each engine draws its own random numbers from the same seeds): the
+    # replica that deleted against a fresh engine on a copy of the store after the deletion
+    snapshot(tmp_path / "replay.db", tmp_path / "replay2.db")
+    fresh2 = OnlineEngine(EventStore(f"sqlite:///{tmp_path / 'replay2.db'}"))
+    engine_rebuilt = OnlineEngine(EventStore(url))
+    mine = [engine_rebuilt.suggest(SPEC.name, u, "portrait").params for u in others]
+    assert mine == [fresh2.suggest(SPEC.name, u, "portrait").params for u in others]
+    with pytest.raises(UnknownUser):
+        engine.forget(SPEC.name, victim)  # nothing left: 404, and no second tombstone
+    assert len(engine.store.since("tombstones", SPEC.name, 0)) == 1
+
+
+def test_retention_anonymises_old_events_and_the_population_keeps_them(engine: OnlineEngine) -> None:
+    spec = with_lifecycle(retention_days=1)
+    with engine.store.engine.begin() as conn:  # the stored spec gains a retention setting
+        conn.execute(
+            sa.text("UPDATE experiments SET spec = :spec WHERE name = :name"),
+            {"spec": json.dumps(spec.model_dump(mode="json")), "name": SPEC.name},
+        )
+    learnt_before = OnlineEngine(EventStore(engine.store.url)).profile(SPEC.name, "user-0")["samples"]
+    assert learnt_before == 12
+    assert engine.apply_retention(now=time.time()) == {}  # nothing is a day old yet
+    changed = engine.apply_retention(now=time.time() + 2 * 86_400)[SPEC.name]
+    assert changed["feedback"] == 240 and changed["suggestions"] == 240
+    names = {r["user_id"] for t in ("feedback", "suggestions", "assignments") for r in engine.store.events(t)}
+    assert all(n.startswith(ANONYMOUS) for n in names)
+    with pytest.raises(UnknownUser):
+        engine.profile(SPEC.name, "user-0")
+    exp = engine._experiment(SPEC.name)
+    assert len(exp.learnt["", "portrait"][0]) == 240  # the population still learns every rating
+    assert engine.apply_retention(now=time.time() + 3 * 86_400) == {}  # once
+    (tombstone,) = engine.store.since("tombstones", SPEC.name, 0)
+    assert tombstone["mode"] == "anonymised"
+
+
+def test_an_opted_out_user_gets_the_defaults_and_leaves_only_counts(engine: OnlineEngine) -> None:
+    before = {t: len(list(engine.store.events(t))) for t in ("suggestions", "feedback", "assignments")}
+    s = engine.suggest(SPEC.name, "private", "portrait", opt_out=True)
+    assert s.suggestion_id.startswith(OPTED_OUT) and s.variant == "default"
+    newcomer = engine.profile(SPEC.name, engine.suggest(SPEC.name, "newcomer", "portrait").user_id)
+    assert s.params == newcomer["contexts"]["portrait"]["preferred"]  # what a new user is expected to like
+    result = engine.feedback(s.suggestion_id, Feedback(rating=5), experiment=SPEC.name)
+    assert result.status == "recorded" and not result.learnt and "opted out" in (result.reason or "")
+    after = {t: len(list(engine.store.events(t))) for t in ("suggestions", "feedback", "assignments")}
+    assert after == {**before, "suggestions": before["suggestions"] + 1, "assignments": after["assignments"]}
+    assert user_rows(engine.store, "private") == dict.fromkeys(user_rows(engine.store, "private"), 0)
+    assert engine.store.counts(SPEC.name) == {"opted_out_suggestions": 1, "opted_out_feedback": 1}
