@@ -17,12 +17,14 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.experiments.allocation import capped, pick, shares, unit_hash
 from engine.experiments.analysis import Member, Tally, analyse, arm_summaries, guardrails
 from engine.experiments.comments import tags
+from engine.experiments.evolution import EVOLVED, preset, recombine
 from engine.experiments.variants import Variant, VariantBook, VariantError, VariantPatch, VariantSpec
 from engine.spec import ExperimentSpec
 from engine.store import EventStore
@@ -64,10 +66,18 @@ class _User:
 
 class ABTest:
     def __init__(
-        self, store: EventStore, spec: ExperimentSpec, constants: frozenset[str] = frozenset()
+        self,
+        store: EventStore,
+        spec: ExperimentSpec,
+        constants: frozenset[str] = frozenset(),
+        presets: Callable[[], dict[str, dict[str, Any]]] | None = None,
     ) -> None:
+        """`presets`: the learner's best settings per context now (evolution's parameter
+        presets; the online layer provides it)."""
         self.store = store
         self.spec = spec
+        self.presets = presets
+        self.rated: Counter[str] = Counter()  # ratings per variant served, since the start
         self.book = VariantBook(spec, constants)
         self.users: dict[str, _User] = {}
         self.expected: dict[str, float] = {}  # per variant, the sum of its assigned users' chances
@@ -104,6 +114,8 @@ class ABTest:
         g = self.spec.ab.guardrails
         if g.auto or g.ramp or g.metrics:
             self._guard()
+        if self.spec.ab.evolution.enabled:
+            self._evolve()
 
     def _read_variants(self) -> None:
         for row in self.store.since("variants", self.spec.name, self.book.seq):
@@ -139,6 +151,45 @@ class ABTest:
             self._allocate()  # new users follow the decision at once
             return  # one decision at a time: the next is judged against the new state
 
+    def _evolve(self) -> None:
+        """A candidate once the variants got `every` more ratings since the last one, while
+        fewer than `max_live` run (engine.experiments.evolution); replicas that decide at
+        once create it once (its key names its generation)."""
+        evo = self.spec.ab.evolution
+        running = self.book.running()
+        evolved = [v for v in self.book.variants.values() if v.name.startswith(EVOLVED)]
+        if not running or sum(v.status == "running" for v in evolved) >= evo.max_live:
+            return
+        total = sum(self.rated.values())
+        last = max((int(v.payload.get("evolution", {}).get("after_ratings", 0)) for v in evolved), default=0)
+        if total - last < evo.every:
+            return
+        means = arm_summaries(self.members(), [v.name for v in running])
+        ranked = sorted(running, key=lambda v: -means[v.name].mean if means[v.name].n else 0.0)
+        generation = len(evolved) + 1
+        name, meta = f"{EVOLVED}{generation}", {"generation": generation, "after_ratings": total}
+        kinds = (
+            evo.kinds[(generation - 1) % len(evo.kinds) :] + evo.kinds[: (generation - 1) % len(evo.kinds)]
+        )
+        for kind in kinds:
+            if kind == "prompt":
+                issues = self.issues.get(ranked[0].name, Counter())
+                new = recombine(ranked, issues, name, meta, evo.weight)
+            else:
+                new = preset(ranked[0], self.presets() if self.presets else {}, name, meta, evo.weight)
+            if new is not None:
+                break
+        else:
+            return
+        try:
+            variant, change = self.book.create(new)
+        except VariantError:  # a bound reached (variants, payload): nothing to add
+            return
+        self.store.add_event("variants", idempotency_key=f"{self.spec.name}/{name}@{new.version}",
+                             **self._row(variant, change))  # fmt: skip
+        self._read_variants()
+        self._allocate()
+
     def _new_epoch(self) -> None:
         """Everyone is drawn again: all they reported so far is from before that."""
         for user in self.users.values():
@@ -168,6 +219,8 @@ class ABTest:
         their variant was paused)."""
         if row["comment"]:
             self.issues.setdefault(served_name(row["variant"]), Counter()).update(tags(row["comment"]))
+        if row["rating"] is not None and row["variant"]:
+            self.rated[served_name(row["variant"])] += 1
         user = self.users.setdefault(row["user_id"], _User())
         member = user.member
         if member is None or row["recorded_at"] < user.at:

@@ -309,25 +309,35 @@ def _bump(version: str) -> str:
 
 
 def _check_payload(spec: ExperimentSpec, new: VariantSpec, constants: frozenset[str]) -> None:
-    """A params variant's params must be the space's, in bounds; a learner's priors known."""
+    """A params variant's params (and its per-context presets) must be the space's, in
+    bounds; a learner's priors known."""
     if new.kind == "params":
         params = new.payload.get("params")
         if not isinstance(params, dict) or not params:
             raise VariantError("a params variant needs payload.params, e.g. {'params': {'steps': 20}}")
-        space = spec.search_space()
-        unknown = sorted(set(params) - set(space.params))
-        if unknown:
-            raise VariantError(
-                f"payload.params names {unknown}, not parameters of {spec.name!r}: {list(space.params)}"
-            )
-        full = {**space.from_unit([0.5] * len(space.free)), **space.fixed, **params}
-        bad = [n for n in params if not space.contains({**full, n: params[n]})]
-        if bad or not all(_finite(v) for v in params.values()):
-            raise VariantError(
-                f"payload.params { ({n: params[n] for n in bad}) } are outside the space's bounds or choices"
-            )
+        _check_params(spec, params, "payload.params")
+        contexts = new.payload.get("contexts", {})
+        if not isinstance(contexts, dict):
+            raise VariantError("payload.contexts must map context labels to params")
+        for label, preset in contexts.items():
+            if not isinstance(preset, dict) or not preset:
+                raise VariantError(f"payload.contexts[{label!r}] must be params, e.g. {{'steps': 20}}")
+            _check_params(spec, preset, f"payload.contexts[{label!r}]")
     if new.kind == "learner":
         check_priors(new.payload.get("priors", {}), constants, "payload.priors")
+
+
+def _check_params(spec: ExperimentSpec, params: dict[str, Any], where: str) -> None:
+    space = spec.search_space()
+    unknown = sorted(set(params) - set(space.params))
+    if unknown:
+        raise VariantError(f"{where} names {unknown}, not parameters of {spec.name!r}: {list(space.params)}")
+    full = {**space.from_unit([0.5] * len(space.free)), **space.fixed, **params}
+    bad = [n for n in params if not space.contains({**full, n: params[n]})]
+    if bad or not all(_finite(v) for v in params.values()):
+        raise VariantError(
+            f"{where} { ({n: params[n] for n in bad}) } are outside the space's bounds or choices"
+        )
 
 
 def check_priors(priors: Any, constants: frozenset[str], where: str = "priors") -> dict[str, float]:

@@ -312,8 +312,11 @@ class OnlineEngine:
         user = exp.user(user_id, now)
         ahead = user.ahead.pop(label or "", None)
         params = exp.next_params(user_id, user, label, now, ahead, assignment.label())[1]
-        if variant is not None and variant.kind == "params":
-            params = {**params, **variant.payload["params"]}  # the variant's fixed settings
+        if variant is not None and variant.kind == "params":  # its fixed settings, per context if it has them
+            params = {
+                **params,
+                **variant.payload.get("contexts", {}).get(label or "", variant.payload["params"]),
+            }
         suggestion = Suggestion(
             suggestion_id=routing_key(experiment, user_id) + uuid.uuid4().hex,
             experiment=experiment,

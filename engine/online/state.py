@@ -28,6 +28,7 @@ from engine.store import EventStore
 
 __all__ = ["LEARNER_CONSTANTS", "Experiment", "SuggestionInputs", "User"]
 
+MAX_PRESETS = 16  # contexts in an evolved parameter preset
 # what a learner variant may set (`payload.priors`): the model's real-valued constants
 LEARNER_CONSTANTS = frozenset(n for n, f in Priors.__dataclass_fields__.items() if f.type in (float, "float"))
 
@@ -116,10 +117,20 @@ class Experiment:
         admission = ContextAdmission(store, spec)
         tombstones = store.since("tombstones", spec.name, 0)
         last_tombstone = tombstones[-1]["seq"] if tombstones else 0
-        return cls(
+        exp = cls(
             store, spec, model, rng, admission, max_users, ab, front, max_context_models,
             models, version.version, last_tombstone,
         )  # fmt: skip
+        ab.presets = exp.presets
+        return exp
+
+    def presets(self) -> dict[str, dict[str, Any]]:
+        """The learner's best settings per context (its most recently used, at most
+        `MAX_PRESETS`) for a user it knows nothing of: evolution's parameter presets."""
+        return {
+            label: self.model.recommend(Rater(), UserHistory(), label or None)[0]
+            for label in list(self.model.contexts)[-MAX_PRESETS:]
+        }
 
     def learner(self, variant: str | None) -> tuple[str, OnlineModel]:
         """The learner a suggestion's stored variant label suggests and learns with: a

@@ -190,6 +190,20 @@ class GuardrailSpec(_Model):
         return self
 
 
+class EvolutionSpec(_Model):
+    """Candidates derived from the best performers while the experiment runs
+    (engine/experiments/evolution.py): after every `every` ratings of the running variants,
+    one candidate (kinds taken in turn), while fewer than `max_live` candidates run. A
+    candidate starts at `weight` in a fixed split, and at the guardrails' first ramp step
+    when a ramp is configured. Off unless `enabled`."""
+
+    enabled: bool = False
+    every: int = Field(default=10, ge=1, description="ratings of the running variants between candidates")
+    max_live: int = Field(default=2, ge=1, le=16, description="candidates running at once")
+    weight: float = Field(default=0.1, gt=0, description="a candidate's weight (the others' are typically 1)")
+    kinds: list[Literal["params", "prompt"]] = Field(default=["params", "prompt"], min_length=1)
+
+
 class ABSpec(_Model):
     """How an experiment's variants split its users and how they are compared.
 
@@ -229,6 +243,7 @@ class ABSpec(_Model):
         default=0.01, ge=0.0, lt=0.5, description="share of the largest metric values capped (latency, cost)"
     )
     guardrails: GuardrailSpec = Field(default_factory=GuardrailSpec)
+    evolution: EvolutionSpec = Field(default_factory=EvolutionSpec)
 
     @model_validator(mode="after")
     def _range(self) -> ABSpec:

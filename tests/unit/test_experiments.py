@@ -414,3 +414,39 @@ def test_comment_issues_are_counted_per_variant(store: EventStore) -> None:
     assert rows["moody"]["issues"] == {"too dark": moody, "blurry": moody} and rows["control"]["issues"] == {}
     with pytest.raises(ValueError, match="at most 1000 characters"):
         Feedback(rating=3, comment="x" * 1001)
+
+
+def test_evolution_derives_candidates_that_are_then_measured(store: EventStore) -> None:
+    """After every 10 ratings a candidate, while fewer than 2 run: first a prompt recombined
+    from the best two templates, with an edit for what users said of the best ("too dark");
+    then a parameter preset from the learner's best settings. New users are assigned to
+    them at their small weight, and the report measures them like any variant."""
+    engine = OnlineEngine(store)
+    evolution = {"enabled": True, "every": 10, "kinds": ["prompt", "params"]}
+    engine.register(with_ab(sync_s=0.0, evolution=evolution))
+    plain, vivid = "a photo of {subject}, natural light", "a photo of {subject}, vivid colors"
+    engine.create_variant("genai", VariantSpec(name="control", control=True, payload={"template": plain}))
+    engine.create_variant("genai", VariantSpec(name="vivid", payload={"template": vivid}))
+    truth = {"control": 2.0, "vivid": 4.5}
+    rng = np.random.default_rng(4)
+    for i in range(400):
+        s = engine.suggest("genai", f"u{i}")
+        stars = int(np.clip(round(truth.get(s.variant, 3.5) + rng.normal(0, 0.5)), 1, 5))
+        engine.feedback(
+            s.suggestion_id, Feedback(rating=stars, comment="too dark" if s.variant == "vivid" else None)
+        )
+    variants = {v.name: v for v in engine.variants("genai")}
+    assert sorted(n for n in variants if n.startswith("evolved-")) == [
+        "evolved-1",
+        "evolved-2",
+    ]  # at most 2 live
+    prompt, preset = variants["evolved-1"], variants["evolved-2"]
+    assert prompt.kind == "prompt" and prompt.parent == "vivid@1.0.0"
+    assert prompt.payload["template"] == "a photo of {subject}, vivid colors, natural light, bright lighting"
+    assert prompt.payload["evolution"]["edits"] == ["bright lighting"]
+    assert preset.kind == "params" and preset.weight == 0.1
+    served = [engine.suggest("genai", f"late{i}") for i in range(200)]
+    from_preset = [s for s in served if s.variant == "evolved-2"]
+    assert from_preset and all(s.params.items() >= preset.payload["params"].items() for s in from_preset)
+    rows = {r["name"]: r for r in engine.abtest("genai")["variants"]}
+    assert rows["evolved-1"]["rated_users"] > 0 and rows["evolved-2"]["rated_users"] > 0
