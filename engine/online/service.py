@@ -451,7 +451,7 @@ class OnlineEngine:
         the offline front's settings preferred under their weights."""
         check_id("user_id", user_id)
         exp = self._experiment(experiment)
-        if user_id not in exp.users and not self.store.seen(experiment, user_id):
+        if not self.store.seen(experiment, user_id):  # deleted by any replica: gone at once
             raise UnknownUser(f"user {user_id!r} has no suggestion in experiment {experiment!r}")
         user = exp.user(user_id, time.time())
         rater = exp.raters.get(user_id, Rater())

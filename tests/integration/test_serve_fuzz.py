@@ -35,6 +35,13 @@ ENDPOINTS = {
     ("GET", "/v1/experiments/{name}/abtest"),
     ("POST", "/v1/experiments/{name}/variants/{variant}/{action}"),
     ("GET", "/v1/experiments/{name}/history"),
+    ("DELETE", "/v1/experiments/{name}/users/{user_id}"),
+    ("GET", "/v1/experiments/{name}/versions"),
+    ("POST", "/v1/experiments/{name}/versions"),
+    ("POST", "/v1/experiments/{name}/versions/{version}/activate"),
+    ("GET", "/v1/experiments/{name}/versions/{version}/export"),
+    ("POST", "/v1/experiments/{name}/retrain"),
+    ("GET", "/v1/experiments/{name}/schedule"),
 }
 
 
