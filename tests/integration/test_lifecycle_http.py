@@ -19,6 +19,7 @@ from engine.client import FrontierClient
 from engine.online.lifecycle import EXPORT_FORMAT
 from tests.integration.conftest import ADMIN_TOKEN, Served
 from tests.integration.test_abtest_http import status_of
+from tests.unit.test_readme import python_blocks
 
 NAME = "life-e2e"
 
@@ -117,3 +118,19 @@ def test_an_opted_out_user_over_http(served: Served) -> None:
     assert s["suggestion_id"].startswith("optout-") and s["variant"] == "default"
     assert anyone.feedback("genai", s["suggestion_id"], rating=5) == "recorded"
     assert status_of(lambda: anyone.profile("genai", "private-person")) == 404
+
+
+def test_the_readme_lifecycle_walkthrough_runs_as_pasted(served: Served, monkeypatch: Any) -> None:
+    (example,) = [b for b in python_blocks() if "client.retrain(" in b]
+    assert '"http://127.0.0.1:8000"' in example
+    monkeypatch.setenv("FRONTIER_ADMIN_TOKEN", ADMIN_TOKEN)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(example.replace('"http://127.0.0.1:8000"', repr(served.base)), "README.md", "exec"), {})
+    printed = out.getvalue().splitlines()
+    assert printed[0].split()[:2] in (["activated", "1.1.0"], ["draft", "1.1.0"])
+    assert printed[1].endswith("03:00:00+00:00")
+    assert "'feedback': 4" in printed[2] and "'suggestions': 4" in printed[2]
+    client = FrontierClient(served.base)
+    assert client.versions("genai-life")["active"] == "1.0.0"
+    assert status_of(lambda: client.profile("genai-life", "user-3")) == 404
