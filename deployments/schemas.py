@@ -126,6 +126,10 @@ class VariantOut(_Body):
     versions: list[str] = Field(description="every version created, oldest first")
     cap: float = Field(description="the most of new users it may get: its ramp step")
     ramp_users: int = Field(description="its rated users when its ramp step began")
+    reason: str | None = Field(default=None, description="why this version was made")
+    metrics: dict[str, Any] | None = Field(
+        default=None, description="its parent's and the control's statistics when it was made"
+    )
 
 
 class Health(_Body):

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from engine.experiments.allocation import capped, pick, shares, unit_hash
@@ -185,10 +185,24 @@ class ABTest:
             variant, change = self.book.create(new)
         except VariantError:  # a bound reached (variants, payload): nothing to add
             return
+        variant = self._with_metrics(variant)
         self.store.add_event("variants", idempotency_key=f"{self.spec.name}/{name}@{new.version}",
                              **self._row(variant, change))  # fmt: skip
         self._read_variants()
         self._allocate()
+
+    def _with_metrics(self, variant: Variant) -> Variant:
+        """The variant with its parent's and the control's statistics of the moment (the
+        report's rows: users, mean rating with its interval, lift against the control)."""
+        if not self.book.variants:
+            return variant
+        rows = {r["name"]: r for r in self._analyse()["variants"]}
+        keep = ("version", "users", "rated_users", "samples", "mean_rating", "ci", "vs_control")
+        control = self.book.control()
+        named = {"parent": served_name(variant.parent) if variant.parent else None,
+                 "control": control.name if control else None}  # fmt: skip
+        found = {k: {f: rows[n].get(f) for f in keep} for k, n in named.items() if n in rows}
+        return replace(variant, metrics=found or None)
 
     def _new_epoch(self) -> None:
         """Everyone is drawn again: all they reported so far is from before that."""
@@ -296,6 +310,7 @@ class ABTest:
         """Store a new variant or version, checked against the current state first."""
         self.sync(force=True)
         variant, change = self.book.create(new)
+        variant = self._with_metrics(variant)
         key = f"{self.spec.name}/{new.name}@{new.version}"
         if not self.store.add_event("variants", idempotency_key=key, **self._row(variant, change)):
             raise VariantError(f"variant {new.name!r} version {new.version} exists already", 409)

@@ -57,15 +57,20 @@ def recombine(
     clauses = _clauses(best.payload["template"])
     for other in parents[1:2]:
         clauses += [c for c in _clauses(other.payload["template"]) if c not in clauses]
-    edits = [EDITS[i] for i, _ in issues.most_common() if i in EDITS][:2]
+    named = [i for i, _ in issues.most_common() if i in EDITS][:2]
+    edits = [EDITS[i] for i in named]
     clauses = [c for c in clauses if c not in edits][: MAX_CLAUSES - len(edits)] + edits
     template = ", ".join(clauses)
     if template == best.payload["template"]:
         return None
     payload = {**best.payload, "template": template, "evolution": {**evolution, "edits": edits}}
-    return VariantSpec(
-        name=name, kind="prompt", payload=payload, parent=f"{best.name}@{best.version}", weight=weight
+    reason = f"evolution {evolution.get('generation')}: recombined " + " and ".join(
+        f"{v.name}@{v.version}" for v in parents[:2]
     )
+    if named:
+        reason += f"; edits for {', '.join(named)}"
+    parent = f"{best.name}@{best.version}"
+    return VariantSpec(name=name, kind="prompt", payload=payload, parent=parent, weight=weight, reason=reason)
 
 
 def preset(
@@ -86,4 +91,7 @@ def preset(
         "evolution": dict(evolution),
     }
     parent = f"{best.name}@{best.version}" if best is not None else None
-    return VariantSpec(name=name, kind="params", payload=payload, parent=parent, weight=weight)
+    reason = (
+        f"evolution {evolution.get('generation')}: the learner's best settings in {len(settings)} contexts"
+    )
+    return VariantSpec(name=name, kind="params", payload=payload, parent=parent, weight=weight, reason=reason)

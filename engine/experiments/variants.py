@@ -80,6 +80,7 @@ class VariantSpec(_Body):
     status: Status = "running"
     weight: float = Field(default=1.0, ge=0.0, allow_inf_nan=False, description="its share in a fixed split")
     control: bool = False
+    reason: str | None = Field(default=None, max_length=500, description="why it was made")
 
     @field_validator("version")
     @classmethod
@@ -117,6 +118,8 @@ class Variant:
     versions: tuple[str, ...] = field(default=())  # every version created, oldest first
     cap: float = 1.0  # the most of new users it may get (a ramp's step)
     ramp_users: int = 0  # its rated users when its ramp step began
+    reason: str | None = None  # why this version was made
+    metrics: dict[str, Any] | None = None  # its parent's and the control's statistics then
 
     def state(self) -> dict[str, Any]:
         """What the log stores after a change."""
@@ -129,6 +132,8 @@ class Variant:
             "control": self.control,
             "cap": self.cap,
             "ramp_users": self.ramp_users,
+            "reason": self.reason,
+            "metrics": self.metrics,
         }
 
     def public(self) -> dict[str, Any]:
@@ -165,6 +170,8 @@ class VariantBook:
             versions=versions or (old.versions if old else (row["version"],)),
             cap=float(state.get("cap", 1.0)),
             ramp_users=int(state.get("ramp_users", 0)),
+            reason=state.get("reason"),
+            metrics=state.get("metrics"),
         )
         if row["change"] == "created":
             self.created[f"{name}@{row['version']}"] = self.variants[name]
@@ -242,6 +249,7 @@ class VariantBook:
             new.name, new.version, new.kind, new.payload, parent, new.status, new.weight, control,
             (*old.versions, new.version) if old else (new.version,),
             cap=ramp[0] if ramp and not control else 1.0,  # a new version ramps up again
+            reason=new.reason,
         )  # fmt: skip
         self._check_weights({**self.variants, new.name: variant})
         return variant, "created"

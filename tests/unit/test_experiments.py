@@ -444,6 +444,9 @@ def test_evolution_derives_candidates_that_are_then_measured(store: EventStore) 
     assert prompt.kind == "prompt" and prompt.parent == "vivid@1.0.0"
     assert prompt.payload["template"] == "a photo of {subject}, vivid colors, natural light, bright lighting"
     assert prompt.payload["evolution"]["edits"] == ["bright lighting"]
+    assert prompt.reason == "evolution 1: recombined vivid@1.0.0 and control@1.0.0; edits for too dark"
+    assert prompt.metrics is not None and prompt.metrics["parent"]["mean_rating"] > 4  # vivid's, then
+    assert prompt.metrics["control"]["mean_rating"] < 3
     assert preset.kind == "params" and preset.weight == 0.1
     served = [engine.suggest("genai", f"late{i}") for i in range(200)]
     from_preset = [s for s in served if s.variant == "evolved-2"]
