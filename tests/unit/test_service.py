@@ -259,23 +259,20 @@ def test_contexts_are_bounded_and_every_engine_agrees_which(engine: OnlineEngine
 
 
 def test_random_labels_do_not_grow_memory_without_bound(tmp_path: Path) -> None:
-    """A client sending 10,000 made-up contexts (each rated) costs a bounded amount of
+    """A client sending 3,000 made-up contexts (each rated) costs a bounded amount of
     memory: at most contexts.max contexts, at most max_context_models models of them."""
-    # in memory: the fsyncs of 10,000 ratings on a disk would take minutes
-    engine = OnlineEngine(EventStore(f"sqlite:///{fast_dir(tmp_path) / 'store.db'}"))
-    engine.register(SPEC)
-    engine.suggest("genai", "warm-up", "portrait")
+    # in memory: the fsyncs of 3,000 ratings on a disk would take a minute
+    engine = OnlineEngine(EventStore(f"sqlite:///{fast_dir(tmp_path) / 'store.db'}"), max_context_models=16)
+    engine.register(bounded_spec(max=100))
+    engine.suggest("bounded", "warm-up", "portrait")
     before = rss_mb()
     rng = np.random.default_rng(0)
-    for i in range(10_000):
-        s = engine.suggest("genai", f"user-{i % 50}", f"label-{rng.integers(1 << 60):x}")
+    for i in range(3_000):
+        s = engine.suggest("bounded", f"user-{i % 50}", f"label-{rng.integers(1 << 60):x}")
         engine.feedback(s.suggestion_id, Feedback(rating=int(rng.integers(1, 6))), learn=i % 100 == 0)
     engine.sync()
-    exp = engine._experiments["genai"]
-    assert (
-        len(exp.contexts.admitted) == SPEC.contexts.max
-        and len(exp.model.contexts) <= engine.max_context_models
-    )
+    exp = engine._experiments["bounded"]
+    assert len(exp.contexts.admitted) == 100 and len(exp.model.contexts) <= 16
     assert rss_mb() - before < 200
 
 
