@@ -9,6 +9,7 @@ and judges, and the README's lifecycle section for the HTTP and CLI forms.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ __all__ = [
 ]
 
 EXPORT_FORMAT = "frontier.model/1"
+MAX_IMPORT = 64 * 1024  # bytes of JSON an imported version may take
 DAY_S = 86_400.0
 
 
@@ -229,6 +231,9 @@ def import_version(exp: Experiment, document: dict[str, Any]) -> dict[str, Any]:
     activated); its constants are checked as a learner variant's are."""
     if not isinstance(document, dict) or document.get("format") != EXPORT_FORMAT:
         raise VariantError(f"not a model version export: its 'format' must be {EXPORT_FORMAT!r}")
+    size = len(json.dumps(document, default=str))
+    if size > MAX_IMPORT:
+        raise VariantError(f"the export is {size} bytes of JSON; the limit is {MAX_IMPORT}")
     priors = check_priors(document.get("priors", {}), LEARNER_CONSTANTS)
     read_versions(exp)
     origin = f"{document.get('experiment')}@{document.get('version')}"

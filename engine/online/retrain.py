@@ -74,9 +74,15 @@ class Score:
     n_fit: int
     n_held_out: int
 
-    def to_dict(self) -> dict[str, float | int]:
-        scores = {"fit_loglik": self.fit, "validation_loglik": self.validation, "n_fit": self.n_fit}
-        return {**scores, "held_out_loglik": self.held_out, "n_held_out": self.n_held_out}
+    def to_dict(self) -> dict[str, float | int | None]:
+        """JSON-safe: a score that is not finite (constants the model cannot work with) is None."""
+        logliks = {
+            "fit_loglik": self.fit,
+            "validation_loglik": self.validation,
+            "held_out_loglik": self.held_out,
+        }
+        return {**{k: v if math.isfinite(v) else None for k, v in logliks.items()},
+                "n_fit": self.n_fit, "n_held_out": self.n_held_out}  # fmt: skip
 
 
 def rated_rows(spec: ExperimentSpec, rows: Sequence[dict[str, Any]]) -> list[Rated]:
@@ -114,6 +120,7 @@ def score(spec: ExperimentSpec, rows: Sequence[Rated], priors: Priors, front: Fr
         var = float(std[0]) ** 2 + priors.noise**2
         logliks[i] = -0.5 * (math.log(2 * math.pi * var) + (row.reward - float(mean[0])) ** 2 / var)
         model.observe(rater, history, row.context, row.params, row.reward)
+    logliks[~np.isfinite(logliks)] = -np.inf  # NaN from constants the model cannot work with
     valid = split - max(1, split // 4)
     return Score(
         float(logliks[:split].mean()),
