@@ -452,7 +452,7 @@ class OnlineEngine:
         check_id("user_id", user_id)
         exp = self._experiment(experiment)
         if not self.store.seen(experiment, user_id):  # deleted by any replica: gone at once
-            raise UnknownUser(f"user {user_id!r} has no suggestion in experiment {experiment!r}")
+            raise UnknownUser(f"nothing of user {user_id!r} is stored in experiment {experiment!r}")
         user = exp.user(user_id, time.time())
         rater = exp.raters.get(user_id, Rater())
         contexts = {}

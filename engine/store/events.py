@@ -204,10 +204,10 @@ class EventStore:
             return {name: int(n) for name, n in conn.execute(query.group_by(counts.c.name))}
 
     def seen(self, experiment: str, user_id: str) -> bool:
-        """Whether any suggestion to this user is stored."""
+        """Whether anything of this user is stored: a suggestion or preferences."""
+        params = {"experiment": experiment, "user_id": user_id}
         with self._connect() as conn:
-            found = conn.execute(queries.USER_SEEN, {"experiment": experiment, "user_id": user_id}).first()
-        return found is not None
+            return any(conn.execute(query, params).first() is not None for query in queries.USER_SEEN)
 
     def since(self, table: str, experiment: str, after_seq: int) -> list[dict[str, Any]]:
         """An experiment's rows of `table` (variants, assignments) after `after_seq`, in order."""

@@ -97,13 +97,11 @@ def _feedback_since(by_user: bool) -> sa.Select[Any]:
 FEEDBACK_SINCE = {by_user: _feedback_since(by_user) for by_user in (False, True)}
 
 
-USER_SEEN = (
-    sa.select(suggestions.c.seq)
-    .where(
-        suggestions.c.experiment == sa.bindparam("experiment"),
-        suggestions.c.user_id == sa.bindparam("user_id"),
-    )
+USER_SEEN = tuple(  # a user's suggestions, then their preferences (one row is enough)
+    sa.select(t.c.seq)
+    .where(t.c.experiment == sa.bindparam("experiment"), t.c.user_id == sa.bindparam("user_id"))
     .limit(1)
+    for t in (suggestions, preferences)
 )
 # rows older than a cutoff that still name their user
 NAMED_BEFORE = sa.select(suggestions.c.seq, suggestions.c.suggestion_id).where(

@@ -13,7 +13,8 @@ from tests.unit.test_readme import python_blocks
 
 
 def test_the_client_example_runs_as_pasted(served: Served, tmp_path: Path) -> None:
-    (example,) = [b for b in python_blocks() if "FrontierClient(" in b and "create_variant(" not in b]
+    others = ("create_variant(", ".retrain(")  # the A/B and lifecycle walkthroughs (their own tests)
+    (example,) = [b for b in python_blocks() if "FrontierClient(" in b and not any(o in b for o in others)]
     assert '"http://127.0.0.1:8000"' in example  # the address `serve run configs/serve.yaml` uses
     data = yaml.safe_load(Path("configs/vectorize.yaml").read_text())
     vectorize = parse_spec({**data, "budget": {"trials": 4}})

@@ -277,3 +277,41 @@ def test_a_row_no_model_can_take_is_skipped_and_the_rest_learnt(store_url: str) 
     engine.sync()  # logs the bad row, learns the good one
     assert engine.profile("genai", "eve")["samples"] == 1
     assert OnlineEngine(EventStore(store_url)).profile("genai", "eve")["samples"] == 1
+
+
+def test_forget_anonymise_and_count(store_url: str) -> None:
+    """Deleting a user's rows, anonymising old ones and aggregate counters, on both backends."""
+    store = EventStore(store_url)
+    for i, user in enumerate(["u1", "u1", "u2"]):
+        store.add_suggestion(**suggestion(i, user))
+        store.add_feedback(idempotency_key=f"k{i}", suggestion_id=f"s{i}", experiment="genai",
+                           user_id=user, rating=3.0, signal=None, metrics=None)  # fmt: skip
+    store.add_preferences(idempotency_key="p", experiment="genai", user_id="u1", weights={"quality": 1.0})
+    assert store.forget("genai", "u1") == {
+        "feedback": 2,
+        "suggestions": 2,
+        "assignments": 0,
+        "preferences": 1,
+    }
+    assert store.forget("genai", "u1") == {
+        "feedback": 0,
+        "suggestions": 0,
+        "assignments": 0,
+        "preferences": 0,
+    }
+    assert not store.seen("genai", "u1") and store.seen("genai", "u2")
+    (tombstone,) = store.since("tombstones", "genai", 0)
+    assert tombstone["mode"] == "deleted" and "u1" not in str(tombstone)
+    assert store.anonymise_before("genai", cutoff=0.0) == {"suggestions": 0, "feedback": 0, "assignments": 0}
+    changed = store.anonymise_before("genai", cutoff=1e12)
+    assert changed == {"suggestions": 1, "feedback": 1, "assignments": 0}
+    (row,) = store.feedback_since("genai", 0)
+    assert row["user_id"] == row["suggestion_id"] and row["user_id"].startswith("anon-")
+    assert row["params"] == suggestion(2)["params"]  # still joined to its suggestion
+    assert store.feedback_for(row["suggestion_id"], "k2") is not None  # its key moved with it
+    assert store.anonymise_before("genai", cutoff=1e12) == {"suggestions": 0, "feedback": 0, "assignments": 0}
+    for _ in range(3):
+        store.count("genai", "opted_out_suggestions", "2026-12-01")
+    store.count("genai", "opted_out_suggestions", "2026-12-02")
+    store.count("genai", "opted_out_feedback", "2026-12-02")
+    assert store.counts("genai") == {"opted_out_suggestions": 4, "opted_out_feedback": 1}
