@@ -115,7 +115,7 @@ class ABTest:
         if g.auto or g.ramp or g.metrics:
             self._guard()
         if self.spec.ab.evolution.enabled:
-            self._evolve()
+            self.evolve()
 
     def _read_variants(self) -> None:
         for row in self.store.since("variants", self.spec.name, self.book.seq):
@@ -151,19 +151,20 @@ class ABTest:
             self._allocate()  # new users follow the decision at once
             return  # one decision at a time: the next is judged against the new state
 
-    def _evolve(self) -> None:
-        """A candidate once the variants got `every` more ratings since the last one, while
-        fewer than `max_live` run (engine.experiments.evolution); replicas that decide at
-        once create it once (its key names its generation)."""
+    def evolve(self, force: bool = False) -> Variant | None:
+        """A candidate once the variants got `every` more ratings since the last one (or now,
+        with `force`: a scheduled run), while fewer than `max_live` run
+        (engine.experiments.evolution); replicas that decide at once create it once (its
+        key names its generation). Returns the candidate made, if any."""
         evo = self.spec.ab.evolution
         running = self.book.running()
         evolved = [v for v in self.book.variants.values() if v.name.startswith(EVOLVED)]
         if not running or sum(v.status == "running" for v in evolved) >= evo.max_live:
-            return
+            return None
         total = sum(self.rated.values())
         last = max((int(v.payload.get("evolution", {}).get("after_ratings", 0)) for v in evolved), default=0)
-        if total - last < evo.every:
-            return
+        if total - last < evo.every and not force:
+            return None
         means = arm_summaries(self.members(), [v.name for v in running])
         ranked = sorted(running, key=lambda v: -means[v.name].mean if means[v.name].n else 0.0)
         generation = len(evolved) + 1
@@ -180,16 +181,17 @@ class ABTest:
             if new is not None:
                 break
         else:
-            return
+            return None
         try:
             variant, change = self.book.create(new)
         except VariantError:  # a bound reached (variants, payload): nothing to add
-            return
+            return None
         variant = self._with_metrics(variant)
         self.store.add_event("variants", idempotency_key=f"{self.spec.name}/{name}@{new.version}",
                              **self._row(variant, change))  # fmt: skip
         self._read_variants()
         self._allocate()
+        return self.book.variants.get(name)
 
     def _with_metrics(self, variant: Variant) -> Variant:
         """The variant with its parent's and the control's statistics of the moment (the

@@ -49,7 +49,7 @@ def recombine(
     ranked: Sequence[Variant], issues: Counter[str], name: str, evolution: Mapping[str, Any], weight: float
 ) -> VariantSpec | None:
     """A prompt candidate from the best two prompt variants (best first) and the issues named
-    in the best one's comments; None when it would repeat its parent."""
+    in the best one's comments; None when it would repeat a prompt variant's template."""
     parents = [v for v in ranked if v.kind == "prompt" and isinstance(v.payload.get("template"), str)]
     if not parents:
         return None
@@ -61,8 +61,8 @@ def recombine(
     edits = [EDITS[i] for i in named]
     clauses = [c for c in clauses if c not in edits][: MAX_CLAUSES - len(edits)] + edits
     template = ", ".join(clauses)
-    if template == best.payload["template"]:
-        return None
+    if template in {v.payload["template"] for v in parents}:
+        return None  # nothing new
     payload = {**best.payload, "template": template, "evolution": {**evolution, "edits": edits}}
     reason = f"evolution {evolution.get('generation')}: recombined " + " and ".join(
         f"{v.name}@{v.version}" for v in parents[:2]

@@ -156,9 +156,15 @@ class Job:
 
 
 def finish_job(exp: Experiment, job: Job, judged: Judged | None) -> dict[str, Any]:
-    """Record the retrain's outcome, and the job's result with it."""
+    """Record the retrain's outcome (a scheduled run also derives an evolution candidate,
+    when the spec enables evolution), and the job's result with it."""
     try:
         result = record_retrain(exp, job.plan, judged)
+        if job.claim.trigger == "schedule" and exp.spec.ab.evolution.enabled:
+            made = exp.ab.evolve(force=True)
+            result["evolution"] = (
+                made.name if made else "no candidate: max_live run, or nothing new to derive"
+            )
     except VariantError as e:
         job.claim.finish({"error": str(e)}, failed=True)
         raise

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from engine.experiments import VariantError
+from engine.experiments import VariantError, VariantSpec
 from engine.experiments.schedule import LEASE_S, Schedule
 from engine.online import Feedback, OnlineEngine
 from engine.online.lifecycle import EXPORT_FORMAT
@@ -295,3 +295,20 @@ def test_an_opted_out_user_gets_the_defaults_and_leaves_only_counts(engine: Onli
     assert after == {**before, "suggestions": before["suggestions"] + 1, "assignments": after["assignments"]}
     assert user_rows(engine.store, "private") == dict.fromkeys(user_rows(engine.store, "private"), 0)
     assert engine.store.counts(SPEC.name) == {"opted_out_suggestions": 1, "opted_out_feedback": 1}
+
+
+def test_a_scheduled_run_also_derives_an_evolution_candidate(tmp_path: Path) -> None:
+    data = with_lifecycle(schedule="daily").model_dump(mode="json")
+    spec = ExperimentSpec.model_validate({**data, "ab": {**data["ab"], "evolution": {"enabled": True}}})
+    engine = OnlineEngine(EventStore(f"sqlite:///{tmp_path / 'store.db'}"))
+    engine.register(spec)
+    plain, vivid = "a photo of {subject}, natural light", "a photo of {subject}, vivid colors"
+    for name, template in (("plain", plain), ("vivid", vivid)):
+        variant = VariantSpec(name=name, control=name == "plain", payload={"template": template})
+        engine.create_variant(SPEC.name, variant)
+    fire = Schedule(engine.store, spec, created_at(engine)).next_run(created_at(engine))
+    assert fire is not None
+    (result,) = engine.tick(now=fire + 60)
+    assert result["status"] == "skipped" and result["evolution"] == "evolved-1"  # no ratings yet: no retrain
+    evolved = {v.name: v for v in engine.variants(SPEC.name)}["evolved-1"]
+    assert evolved.payload["template"] == f"{plain}, vivid colors"  # unrated: the variants in order
