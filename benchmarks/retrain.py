@@ -31,6 +31,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from benchmarks.harness import Report, arguments, log, md_table, quartiles, run_pool, timed
 from engine.online import Feedback, OnlineEngine
@@ -70,6 +71,7 @@ def simulate(fam: str, seed: int, users: int, rounds: int, path: Path) -> None:
 
 
 def cell(job: tuple[str, int, int, int]) -> list[Outcome]:
+    threadpool_limits(1)  # two cells share two cores; BLAS threads only oversubscribe them
     fam, seed, users, rounds = job
     folder = Path(tempfile.mkdtemp(prefix="retrain-bench-"))
     try:
@@ -107,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     grid = f"{len(args.families)} families x pop seeds {args.pop_seeds}"
     setup = [f"{grid}; {args.users} users x {args.rounds} ratings a cell; starts {', '.join(STARTS)}",
-             "2 cells at once (2 workers): the seconds per retrain are on a busy machine"]  # fmt: skip
+             "2 cells at once (2 workers, one BLAS thread each)"]  # fmt: skip
     report = Report(
         "Retraining: activated only when it helps on held-out feedback", ["numpy", "scipy"], setup
     )
