@@ -1,4 +1,4 @@
-"""The `frontier` command: validate specs, explore them, print fronts, run A/B tests."""
+"""The `frontier` command: validate specs, explore them, print fronts, run A/B tests, export."""
 
 from __future__ import annotations
 
@@ -51,6 +51,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--store", help="store URL (default: a fresh SQLite file in --out)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    p = sub.add_parser("export", help="write every table of an experiment, one file per table")
+    p.add_argument("experiment")
+    p.add_argument("--format", choices=["parquet", "csv"], default="parquet")
+    p.add_argument("--out", type=Path, help="folder (default: results/<experiment>-export)")
+    p.add_argument("--store", help="store URL (default: FRONTIER_STORE, else results/frontier.db)")
+
     ab_cli.add_commands(sub)
     lifecycle_cli.add_commands(sub)
 
@@ -66,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _explore(args)
         if args.command == "simulate":
             return _simulate(args)
+        if args.command == "export":
+            return _export(args)
         return _front(args.results)
     except FrontierHTTPError as e:
         print(f"frontier {args.command}: {e}", file=sys.stderr)
@@ -73,6 +81,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SpecError, ResumeError, ValueError, FileNotFoundError) as e:
         print(f"frontier {args.command}: {e}", file=sys.stderr)
         return 2
+
+
+def _export(args: argparse.Namespace) -> int:
+    from engine.report import export_experiment
+    from engine.store import EventStore
+
+    out = args.out or Path("results") / f"{args.experiment}-export"
+    written = export_experiment(EventStore(args.store), args.experiment, out, args.format)
+    for table, (path, rows) in written.items():
+        print(f"{table:<12} {rows:>8} rows  {path}")
+    return 0
 
 
 def _validate(path: Path) -> int:

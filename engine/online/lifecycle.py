@@ -152,7 +152,7 @@ def record_retrain(exp: Experiment, plan: RetrainPlan, judged: Judged | None) ->
         "trigger": plan.trigger,
     }
     if beats:
-        result["event"] = activate(exp, version.version, f"{plan.trigger}: {why}")
+        result["event"] = activate(exp, version.version, f"{plan.trigger}: {why}", by="retrain")
     return result
 
 
@@ -189,13 +189,14 @@ def _create(exp: Experiment, version: ModelVersion) -> None:
     read_versions(exp)
 
 
-def activate(exp: Experiment, version: str, reason: str = "requested") -> dict[str, Any]:
-    """Serve `version` from now on (any version: an earlier one is a rollback); returns the event."""
+def activate(exp: Experiment, version: str, reason: str = "requested", by: str = "admin") -> dict[str, Any]:
+    """Serve `version` from now on (any version: an earlier one is a rollback); returns the
+    event. `by`: who decided (an admin, or a retrain that beat the active version)."""
     read_versions(exp)
     exp.models.get(version)
     if version == exp.models.active:
         raise VariantError(f"model version {version} is already active", 409)
-    state = {"previous": exp.models.active, "reason": reason}
+    state = {"previous": exp.models.active, "reason": reason, "by": by}
     row = {"experiment": exp.spec.name, "version": version, "change": "activated", "state": state}
     exp.store.add_event("models", idempotency_key=uuid.uuid4().hex, **row)
     read_versions(exp)

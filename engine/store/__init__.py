@@ -7,8 +7,8 @@ trial as an append-only event, in SQLite or PostgreSQL (SQLAlchemy), every call 
 
 from engine.store.bounded import DEFAULT_TIMEOUT_S
 from engine.store.errors import UNAVAILABLE, StoreError, StoreUnavailable
-from engine.store.events import ANONYMOUS, EventStore, default_store_url
-from engine.store.schema import SCHEMA_VERSION, TABLES, feedback_key
+from engine.store.events import EventStore, default_store_url, write_table
+from engine.store.schema import ANONYMOUS, SCHEMA_VERSION, TABLES, feedback_key
 
 __all__ = [
     "ANONYMOUS",
@@ -21,4 +21,5 @@ __all__ = [
     "StoreUnavailable",
     "default_store_url",
     "feedback_key",
+    "write_table",
 ]

@@ -53,11 +53,26 @@ from engine.store.schema import (
 )
 from engine.store.upgrades import check_schema
 
-__all__ = ["ANONYMOUS", "EventStore", "default_store_url"]
+__all__ = ["EventStore", "default_store_url", "write_table"]
 
 DEFAULT_STORE = Path("results") / "frontier.db"
 LEGACY_RUN = "legacy"  # the run of trials published before runs had ids
 _LIFECYCLE = frozenset({"variants", "models", "jobs"})
+
+
+def write_table(rows: Sequence[Mapping[str, Any]], table: sa.Table, path: str | Path) -> Path:
+    """Rows of `table` as Parquet, or CSV when `path` ends in .csv (JSON columns as JSON text)."""
+    df = pd.DataFrame(list(rows), columns=[c.name for c in table.c])
+    for column in table.c:
+        if isinstance(column.type, sa.JSON):
+            df[column.name] = df[column.name].map(lambda v: None if v is None else json.dumps(v))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".csv":
+        df.to_csv(path, index=False)
+    else:
+        df.to_parquet(path, index=False)
+    return path
 
 
 def default_store_url() -> str:
@@ -298,18 +313,12 @@ class EventStore:
         with self._connect() as conn:
             return [dict(row._mapping) for row in conn.execute(query, params)]
 
-    def export(self, table: str, path: str | Path) -> Path:
-        """Write one table to Parquet (JSON columns as JSON text)."""
+    def export(self, table: str, path: str | Path, **where: Any) -> Path:
+        """Write one table's rows (filtered by equal columns, e.g. experiment=...) to Parquet,
+        or to CSV when `path` ends in .csv; JSON columns as JSON text."""
         if table not in TABLES:
             raise ValueError(f"unknown table {table!r}; choose one of {', '.join(TABLES)}")
-        df = pd.DataFrame(list(self.events(table)), columns=[c.name for c in TABLES[table].c])
-        for column in TABLES[table].c:
-            if isinstance(column.type, sa.JSON):
-                df[column.name] = df[column.name].map(lambda v: None if v is None else json.dumps(v))
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        df.to_parquet(path, index=False)
-        return path
+        return write_table(list(self.events(table, **where)), TABLES[table], path)
 
     def ping(self) -> None:
         """One round trip to the database (a health check), bounded like every call."""

@@ -103,6 +103,7 @@ def test_a_retrain_from_a_miscalibrated_model_is_activated_and_served(engine: On
     for serving in (engine, other):
         assert serving._experiment(SPEC.name).model.priors == fitted  # the other read the event
     assert result["event"]["previous"] == "2.0.0" and result["event"]["version"] == "2.1.0"
+    assert result["event"]["by"] == "retrain"
 
 
 def test_activate_any_version_and_roll_back_with_an_exact_history(engine: OnlineEngine) -> None:
