@@ -59,6 +59,7 @@ from engine.experiments import VariantError, VariantPatch, VariantSpec
 from engine.offline import UnknownRun, front_report
 from engine.online import Feedback, OnlineEngine, OnlineError
 from engine.online.lifecycle import judge
+from engine.report import status
 from engine.spec import ExperimentSpec, SpecError, parse_spec
 from engine.store import DEFAULT_TIMEOUT_S, UNAVAILABLE, EventStore
 
@@ -483,6 +484,13 @@ class FrontierAPI:
             return self.engine.finish_job(name, job, judged)
         except (OnlineError, VariantError) as e:
             raise HTTPException(e.status, str(e)) from None
+
+    @api.get("/v1/experiments/{name}/stats", responses=_errors(404))
+    def stats(self, name: ExperimentName) -> dict[str, Any]:
+        """Users, suggestions, feedback and its rate, ratings (mean, share of 4+, best), the
+        convergence score with its definition, per categorical parameter value, context and
+        variant, the trend per 10 ratings, and signals per most-changed parameter."""
+        return status(self.store, self._spec(name))
 
     @api.get("/v1/experiments/{name}/schedule", responses=_errors(404))
     async def schedule(self, name: ExperimentName) -> dict[str, Any]:

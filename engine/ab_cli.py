@@ -87,6 +87,15 @@ class _StoreBackend:
     def forget(self, experiment: str, user_id: str) -> dict[str, Any]:
         return self.engine.forget(experiment, user_id)
 
+    def stats(self, experiment: str) -> dict[str, Any]:
+        from engine.report import status
+        from engine.spec import ExperimentSpec
+
+        stored = self.engine.store.experiment(experiment)
+        if stored is None:
+            raise ValueError(f"experiment {experiment!r} is not in the store at {self.engine.store.url!r}")
+        return status(self.engine.store, ExperimentSpec.model_validate(stored["spec"]))
+
 
 def backend(args: argparse.Namespace) -> Any:
     if args.url:

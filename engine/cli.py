@@ -57,6 +57,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="folder (default: results/<experiment>-export)")
     p.add_argument("--store", help="store URL (default: FRONTIER_STORE, else results/frontier.db)")
 
+    p = sub.add_parser("status", help="an experiment's numbers: users, ratings, convergence, trend")
+    p.add_argument("experiment")
+    p.add_argument("--json", action="store_true", help="everything, as JSON")
+    ab_cli.where_options(p)
+
     ab_cli.add_commands(sub)
     lifecycle_cli.add_commands(sub)
 
@@ -74,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _simulate(args)
         if args.command == "export":
             return _export(args)
+        if args.command == "status":
+            return _status(args)
         return _front(args.results)
     except FrontierHTTPError as e:
         print(f"frontier {args.command}: {e}", file=sys.stderr)
@@ -92,6 +99,35 @@ def _export(args: argparse.Namespace) -> int:
     for table, (path, rows) in written.items():
         print(f"{table:<12} {rows:>8} rows  {path}")
     return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    found = ab_cli.backend(args).stats(args.experiment)
+    if args.json:
+        print(json.dumps(found, indent=2))
+        return 0
+    print(f"{found['experiment']}: {found['users']} users, {found['suggestions']} suggestions, "
+          f"{found['feedback']} feedback ({_share(found['feedback_rate'])} of suggestions)")  # fmt: skip
+    if not found.get("ratings"):
+        print("no ratings yet")
+        return 0
+    convergence, share = found["convergence"], _share(found["share_4_or_more"])
+    print(f"ratings {found['ratings']}: mean {found['mean_rating']:.2f}, 4+ stars {share}, best "
+          f"{found['best_rating']:g}")  # fmt: skip
+    print(f"convergence {_share(convergence['score'])}: {convergence['definition']}")
+    groups = [(f"context {k}", row) for k, row in found["by_context"].items()]
+    groups += [(f"variant {k}", row) for k, row in found["by_variant"].items()]
+    groups += [(f"{p}={v}", row) for p, values in found["by_parameter"].items() for v, row in values.items()]
+    for title, row in groups:
+        win = _share(row["win_rate"])
+        print(f"  {title}: {row['ratings']} ratings, mean {row['mean_rating']:.2f}, win {win}")
+    trend = " ".join(f"{b['mean']:.2f}" for b in found["trend"])
+    print(f"trend (mean per 10 ratings): {trend}")
+    return 0
+
+
+def _share(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.0f}%"
 
 
 def _validate(path: Path) -> int:

@@ -213,6 +213,11 @@ class FrontierClient:
         result: dict[str, Any] = self._call("POST", path, dict(document), idempotent=False)
         return result
 
+    def stats(self, experiment: str) -> dict[str, Any]:
+        """Counts, ratings, convergence, per parameter value / context / variant, the trend."""
+        result: dict[str, Any] = self._call("GET", f"/v1/experiments/{experiment}/stats")
+        return result
+
     def forget(self, experiment: str, user_id: str) -> dict[str, Any]:
         """Admin: delete every event of the user; what was deleted."""
         path = f"/v1/experiments/{experiment}/users/{user_id}"

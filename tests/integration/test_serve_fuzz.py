@@ -42,6 +42,7 @@ ENDPOINTS = {
     ("GET", "/v1/experiments/{name}/versions/{version}/export"),
     ("POST", "/v1/experiments/{name}/retrain"),
     ("GET", "/v1/experiments/{name}/schedule"),
+    ("GET", "/v1/experiments/{name}/stats"),
 }
 
 
