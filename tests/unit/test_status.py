@@ -15,9 +15,9 @@ import pytest
 from engine.cli import main as frontier
 from engine.experiments import VariantSpec
 from engine.online import Feedback, OnlineEngine
-from engine.sim import simulated_users
 from engine.spec import load_spec
 from engine.store import EventStore
+from objectives.users import population
 
 SPEC = load_spec("configs/genai.yaml")
 
@@ -42,13 +42,15 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> str:
     engine.create_variant("genai", VariantSpec(name="vivid", payload={"template": "a vivid {subject}"}))
     rng = np.random.default_rng(2)
     for round_ in range(8):
-        for i, person in enumerate(simulated_users(SPEC, 16, seed=5)):
+        for i, person in enumerate(population(16, seed=5)):
             context = ("portrait", "landscape")[i % 2]
             s = engine.suggest("genai", person.user_id, context)
             if rng.random() < 0.1:
                 continue  # no feedback
             if round_ % 3 == 2:
-                engine.feedback(s.suggestion_id, Feedback(signal=person.signal(s.params, context)))
+                engine.feedback(
+                    s.suggestion_id, Feedback.model_validate({"signal": person.signal(s.params, context)})
+                )
             else:
                 engine.feedback(s.suggestion_id, Feedback(rating=person.rate(s.params, context)))
     return url
