@@ -62,6 +62,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="everything, as JSON")
     ab_cli.where_options(p)
 
+    p = sub.add_parser("feedback-summary", help="which settings users rate well, low, accept or undo")
+    p.add_argument("experiment")
+    p.add_argument("--bins", type=int, default=3, help="quantile bins per numeric parameter")
+    p.add_argument("--json", action="store_true", help="everything, as JSON")
+    p.add_argument("--store", help="store URL (default: FRONTIER_STORE, else results/frontier.db)")
+
     ab_cli.add_commands(sub)
     lifecycle_cli.add_commands(sub)
 
@@ -81,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _export(args)
         if args.command == "status":
             return _status(args)
+        if args.command == "feedback-summary":
+            return _feedback_summary(args)
         return _front(args.results)
     except FrontierHTTPError as e:
         print(f"frontier {args.command}: {e}", file=sys.stderr)
@@ -123,6 +131,33 @@ def _status(args: argparse.Namespace) -> int:
         print(f"  {title}: {row['ratings']} ratings, mean {row['mean_rating']:.2f}, win {win}")
     trend = " ".join(f"{b['mean']:.2f}" for b in found["trend"])
     print(f"trend (mean per 10 ratings): {trend}")
+    return 0
+
+
+def _feedback_summary(args: argparse.Namespace) -> int:
+    from engine.report import feedback_summary
+    from engine.spec import ExperimentSpec
+    from engine.store import EventStore
+
+    store = EventStore(args.store)
+    stored = store.experiment(args.experiment)
+    if stored is None:
+        raise ValueError(f"experiment {args.experiment!r} is not in the store at {store.url!r}")
+    found = feedback_summary(store, ExperimentSpec.model_validate(stored["spec"]), bins=args.bins)
+    if args.json:
+        print(json.dumps(found, indent=2))
+        return 0
+    for context, params in found["contexts"].items():
+        print(f"{context}:")
+        for param, levels in params.items():
+            for level, cell in levels.items():
+                if not cell["ratings"]:
+                    continue
+                low, high = cell["mean_ci"]
+                ci = f"[{low:.2f}, {high:.2f}]" if low is not None else ""
+                signals = ", ".join(f"{s} {_share(v['share'])}" for s, v in cell["signals"].items())
+                line = f"  {param}={level}: {cell['ratings']} ratings, mean {cell['mean_rating']:.2f} {ci}"
+                print(f"{line}, low {_share(cell['low']['share'])}" + (f"; {signals}" if signals else ""))
     return 0
 
 

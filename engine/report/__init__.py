@@ -3,13 +3,16 @@ to come)."""
 
 from engine.report.export import DECISIONS, EXPORTED, export_experiment
 from engine.report.status import CONVERGED_LAST, CONVERGED_STARS, TREND_BUCKET, status
+from engine.report.summary import LOW_STARS, feedback_summary
 
 __all__ = [
     "CONVERGED_LAST",
     "CONVERGED_STARS",
     "DECISIONS",
     "EXPORTED",
+    "LOW_STARS",
     "TREND_BUCKET",
     "export_experiment",
+    "feedback_summary",
     "status",
 ]
