@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.online.protocol import context_label
 from engine.spec import CategoricalParam, ExperimentSpec, Space
 from engine.store import EventStore
 
@@ -56,15 +57,11 @@ def status(store: EventStore, spec: ExperimentSpec) -> dict[str, Any]:
     )
     out["convergence"]["score"] = float((last >= CONVERGED_STARS).mean())
     out["by_parameter"] = _by_choice(rated, spec)
-    out["by_context"] = _grouped(rated, rated["context"].map(_label).fillna("default"))
+    out["by_context"] = _grouped(rated, rated["context"].map(context_label).fillna("default"))
     out["by_variant"] = _grouped(rated, rated["variant"].fillna("default").str.rpartition("@")[0])
     out["trend"] = _trend(stars)
     out["signals"] = _signals(feedback, suggestions, spec)
     return out
-
-
-def _label(context: Any) -> str | None:
-    return context.get("label") if isinstance(context, dict) else context
 
 
 def _grouped(rated: pd.DataFrame, keys: pd.Series) -> dict[str, dict[str, float]]:
@@ -107,7 +104,7 @@ def _signals(feedback: pd.DataFrame, suggestions: pd.DataFrame, spec: Experiment
         return {"counts": {}, "by_changed_parameter": {}}
     space = spec.search_space()
     order = suggestions.sort_values("seq")
-    order = order.assign(label=order["context"].map(_label).fillna(""))
+    order = order.assign(label=order["context"].map(context_label).fillna(""))
     changed: dict[str, str | None] = {}
     for _, rows in order.groupby(["user_id", "label"], sort=False):
         previous = None

@@ -15,6 +15,7 @@ import pandas as pd
 from scipy import stats as scipy_stats
 from statsmodels.stats.proportion import proportion_confint
 
+from engine.online.protocol import context_label
 from engine.spec import CategoricalParam, ExperimentSpec
 from engine.store import EventStore
 
@@ -28,8 +29,7 @@ def feedback_summary(store: EventStore, spec: ExperimentSpec, bins: int = 3) -> 
     rows = pd.DataFrame(store.feedback_since(spec.name, 0))
     if not len(rows):
         return {"experiment": spec.name, "feedback": 0, "contexts": {}}
-    labels = rows["context"].map(lambda c: (c.get("label") if isinstance(c, dict) else c) or "")
-    rows = rows.assign(context=labels)
+    rows = rows.assign(context=rows["context"].map(lambda c: context_label(c) or ""))
     space = spec.search_space()
     levels = {}
     for name in space.free:
