@@ -88,13 +88,9 @@ class _StoreBackend:
         return self.engine.forget(experiment, user_id)
 
     def stats(self, experiment: str) -> dict[str, Any]:
-        from engine.report import status
-        from engine.spec import ExperimentSpec
+        from engine.report import status, stored_spec
 
-        stored = self.engine.store.experiment(experiment)
-        if stored is None:
-            raise ValueError(f"experiment {experiment!r} is not in the store at {self.engine.store.url!r}")
-        return status(self.engine.store, ExperimentSpec.model_validate(stored["spec"]))
+        return status(self.engine.store, stored_spec(self.engine.store, experiment))
 
 
 def backend(args: argparse.Namespace) -> Any:

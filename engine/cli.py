@@ -135,15 +135,11 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _feedback_summary(args: argparse.Namespace) -> int:
-    from engine.report import feedback_summary
-    from engine.spec import ExperimentSpec
+    from engine.report import feedback_summary, stored_spec
     from engine.store import EventStore
 
     store = EventStore(args.store)
-    stored = store.experiment(args.experiment)
-    if stored is None:
-        raise ValueError(f"experiment {args.experiment!r} is not in the store at {store.url!r}")
-    found = feedback_summary(store, ExperimentSpec.model_validate(stored["spec"]), bins=args.bins)
+    found = feedback_summary(store, stored_spec(store, args.experiment), bins=args.bins)
     if args.json:
         print(json.dumps(found, indent=2))
         return 0

@@ -1,7 +1,7 @@
 """What an experiment's people read: its status and its tables exported (plots and reports
 to come)."""
 
-from engine.report.export import DECISIONS, EXPORTED, export_experiment
+from engine.report.export import DECISIONS, EXPORTED, export_experiment, stored_spec
 from engine.report.status import CONVERGED_LAST, CONVERGED_STARS, TREND_BUCKET, status
 from engine.report.summary import LOW_STARS, feedback_summary
 
@@ -15,4 +15,5 @@ __all__ = [
     "export_experiment",
     "feedback_summary",
     "status",
+    "stored_spec",
 ]

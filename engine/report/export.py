@@ -13,9 +13,10 @@ from typing import Literal
 
 import pandas as pd
 
-from engine.store import TABLES, EventStore, write_table
+from engine.spec import ExperimentSpec
+from engine.store import TABLES, EventStore, write_frame, write_table
 
-__all__ = ["DECISIONS", "EXPORTED", "export_experiment"]
+__all__ = ["DECISIONS", "EXPORTED", "export_experiment", "stored_spec"]
 
 EXPORTED = (
     "trials", "suggestions", "feedback", "assignments", "preferences", "contexts",
@@ -24,12 +25,19 @@ EXPORTED = (
 DECISIONS = frozenset({"promoted", "rolled_back", "ramped", "activated"})
 
 
+def stored_spec(store: EventStore, experiment: str) -> ExperimentSpec:
+    """The experiment's stored spec; a ValueError that names the store when it has none."""
+    stored = store.experiment(experiment)
+    if stored is None:
+        raise ValueError(f"experiment {experiment!r} is not in the store at {store.url!r}")
+    return ExperimentSpec.model_validate(stored["spec"])
+
+
 def export_experiment(
     store: EventStore, experiment: str, out: Path, fmt: Literal["parquet", "csv"] = "parquet"
 ) -> dict[str, tuple[Path, int]]:
     """Write every table of `experiment` under `out`; returns each file and its rows."""
-    if store.experiment(experiment) is None:
-        raise ValueError(f"experiment {experiment!r} is not in the store at {store.url!r}")
+    stored_spec(store, experiment)  # it exists
     written = {}
     for table in EXPORTED:
         rows = list(store.events(table, experiment=experiment))
@@ -51,11 +59,7 @@ def export_experiment(
     ]
     columns = ["seq", "table", "name", "version", "change", "by", "state", "recorded_at"]
     frame = pd.DataFrame(decisions, columns=columns).sort_values("recorded_at", kind="stable")
-    path = out / f"decisions.{fmt}"
-    if fmt == "csv":
-        frame.to_csv(path, index=False)
-    else:
-        frame.to_parquet(path, index=False)
+    path = write_frame(frame, out / f"decisions.{fmt}")
     written["decisions"] = (path, len(frame))
     return written
 

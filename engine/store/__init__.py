@@ -7,7 +7,7 @@ trial as an append-only event, in SQLite or PostgreSQL (SQLAlchemy), every call 
 
 from engine.store.bounded import DEFAULT_TIMEOUT_S
 from engine.store.errors import UNAVAILABLE, StoreError, StoreUnavailable
-from engine.store.events import EventStore, default_store_url, write_table
+from engine.store.events import EventStore, default_store_url, write_frame, write_table
 from engine.store.schema import ANONYMOUS, SCHEMA_VERSION, TABLES, feedback_key
 
 __all__ = [
@@ -21,5 +21,6 @@ __all__ = [
     "StoreUnavailable",
     "default_store_url",
     "feedback_key",
+    "write_frame",
     "write_table",
 ]

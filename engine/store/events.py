@@ -53,7 +53,7 @@ from engine.store.schema import (
 )
 from engine.store.upgrades import check_schema
 
-__all__ = ["EventStore", "default_store_url", "write_table"]
+__all__ = ["EventStore", "default_store_url", "write_frame", "write_table"]
 
 DEFAULT_STORE = Path("results") / "frontier.db"
 LEGACY_RUN = "legacy"  # the run of trials published before runs had ids
@@ -66,6 +66,11 @@ def write_table(rows: Sequence[Mapping[str, Any]], table: sa.Table, path: str | 
     for column in table.c:
         if isinstance(column.type, sa.JSON):
             df[column.name] = df[column.name].map(lambda v: None if v is None else json.dumps(v))
+    return write_frame(df, path)
+
+
+def write_frame(df: pd.DataFrame, path: str | Path) -> Path:
+    """A table as Parquet, or CSV when `path` ends in .csv; its folder made if missing."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".csv":
