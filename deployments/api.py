@@ -59,6 +59,7 @@ from engine.experiments import VariantError, VariantPatch, VariantSpec
 from engine.offline import UnknownRun, front_report
 from engine.online import Feedback, OnlineEngine, OnlineError
 from engine.online.lifecycle import judge
+from engine.ray.metrics import MeasuredRequests, serve_metrics
 from engine.report import status
 from engine.spec import ExperimentSpec, SpecError, parse_spec
 from engine.store import DEFAULT_TIMEOUT_S, UNAVAILABLE, EventStore
@@ -78,6 +79,7 @@ api = FastAPI(
     summary="Suggestions per user and context, feedback, Pareto fronts.",
     version="1",
 )
+api.add_middleware(MeasuredRequests)
 bearer = HTTPBearer(auto_error=False, description="admin token (FRONTIER_ADMIN_TOKEN)")
 ExperimentName = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][\w.-]*$")]
 
@@ -119,6 +121,7 @@ class FrontierAPI:
         self.engine = OnlineEngine(self.store, **engine_options)
         self.engine.load_all()  # replay the store now: a replica is ready once it is warm
         self._token = admin_token.encode() if admin_token else None
+        self.metrics = serve_metrics()
         self._learning = False  # a sync is scheduled; it will see every write before it runs
         # Serve builds a replica on its event loop: the scheduler runs beside the routes
         self._scheduler = asyncio.get_running_loop().create_task(self._schedule(schedule_poll_s))
@@ -153,6 +156,7 @@ class FrontierAPI:
         self._learning = False
         try:
             self.engine.sync(ahead=True)  # and the rated users' next suggestions
+            self.metrics.memory(self.engine.memory())
         except Exception as e:  # the store is unreachable: the next request's sync retries
             log.warning("learning from the store failed (%s); will retry", e)
 
@@ -228,6 +232,7 @@ class FrontierAPI:
         except OnlineError as e:
             raise HTTPException(e.status, str(e)) from None
         self._learn_soon()
+        self.metrics.suggestion(name, s.variant)
         return SuggestionOut(
             suggestion_id=s.suggestion_id,
             params=s.params,
@@ -248,11 +253,11 @@ class FrontierAPI:
         """202 once durably stored; 200 when this feedback was stored before under this key
         (a no-op); 409 when the key was used on this suggestion for other feedback.
         `learnt` says whether the weights in force give what it carries any weight."""
-        fields = body.model_dump(exclude={"suggestion_id", "idempotency_key"})
+        feedback = Feedback.model_validate(body.model_dump(exclude={"suggestion_id", "idempotency_key"}))
         try:
             result = self.engine.feedback(
                 body.suggestion_id,
-                Feedback.model_validate(fields),
+                feedback,
                 body.idempotency_key,
                 experiment=name,
                 learn=False,
@@ -262,6 +267,8 @@ class FrontierAPI:
         self._learn_soon()
         if result.status == "duplicate":
             response.status_code = 200
+        else:
+            self.metrics.feedback_stored(name, result.variant, feedback)
         return FeedbackAck(
             status=result.status, suggestion_id=body.suggestion_id, learnt=result.learnt, reason=result.reason
         )

@@ -64,6 +64,7 @@ class OnlineModel:
         # dropped context -> its ratings in the global model's snapshot then, and the
         # global model's refits then (what `rebuild` needs to hold the same ratings out)
         self._dropped: dict[str, tuple[int, int]] = {}
+        self.evictions = 0  # context models dropped from memory so far
 
     # -- the context models -----------------------------------------------------------------
 
@@ -120,6 +121,7 @@ class OnlineModel:
             self.global_model.children.remove(old)
             self._dropped[old_key] = (old.in_snapshot, self.global_model.refits)
             self._means.pop(old_key, None)
+            self.evictions += 1
 
     def _context_mean(self, context: str | None) -> ContextMean:
         """The context model's mean, recomputed at the fixed candidates only after a refit."""

@@ -89,6 +89,7 @@ class FeedbackResult:
     status: Literal["recorded", "duplicate"]
     learnt: bool
     reason: str | None = None  # why it is not learnt
+    variant: str | None = None  # the variant of the suggestion it rates (metrics are tagged with it)
 
 
 def check_id(name: str, value: str, limit: int = MAX_ID) -> None:

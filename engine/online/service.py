@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -77,6 +78,8 @@ class OnlineEngine:
         self.seed = seed
         self.peer_sync_s = peer_sync_s
         self._experiments: dict[str, Experiment] = {}
+        # what states dropped before they were rebuilt (`memory` counts on across rebuilds)
+        self._evicted_before: Counter[tuple[str, str]] = Counter()
 
     # -- experiments ------------------------------------------------------------------------
 
@@ -244,7 +247,7 @@ class OnlineEngine:
         for name, exp in list(self._experiments.items()):
             rated = catch_up(exp, self.peer_sync_s)
             if exp.stale:  # rebuilt from the store on next use
-                del self._experiments[name]
+                self._drop(name)
                 continue
             for user_id, label in rated:
                 user = exp.users.get(user_id)
@@ -273,9 +276,23 @@ class OnlineEngine:
             self._experiments[name] = exp
         catch_up(exp, self.peer_sync_s)
         if exp.stale:  # another model version activated, or a user deleted: replay the store
-            del self._experiments[name]
+            self._drop(name)
             return self._experiment(name)
         return exp
+
+    def _drop(self, name: str) -> None:
+        for key, value in self._experiments.pop(name).memory().items():
+            if key.endswith("_evicted"):
+                self._evicted_before[name, key] += value
+
+    def memory(self) -> dict[str, dict[str, int]]:
+        """Per experiment in memory: user states and context models held, contexts known,
+        and the user states and context models dropped (LRU) since this engine started."""
+        found = {}
+        for name, exp in self._experiments.items():
+            held = exp.memory()
+            found[name] = {k: v + self._evicted_before[name, k] for k, v in held.items()}
+        return found
 
     # -- the protocol -----------------------------------------------------------------------
 
@@ -423,7 +440,7 @@ class OnlineEngine:
             self._experiment(suggestion["experiment"])  # syncs: the model learns it now
         else:
             exp.unlearnt = True  # a suggest syncs first
-        return FeedbackResult("recorded", not_learnt is None, not_learnt)
+        return FeedbackResult("recorded", not_learnt is None, not_learnt, suggestion["variant"])
 
     def _same_as_stored(self, suggestion_id: str, key: str, feedback: Feedback) -> bool:
         stored = self.store.feedback_for(suggestion_id, key)

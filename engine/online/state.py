@@ -89,6 +89,7 @@ class Experiment:
     peers_synced_at: float = -np.inf
     unlearnt: bool = False  # this engine stored feedback that no sync has read yet
     stale: bool = False  # another version activated or a user deleted since: rebuild from the store
+    users_evicted: int = 0  # user states dropped from memory (LRU) so far
     # per (learner, context): the feedback seqs its model learnt and the calibrated rewards
     # it took (16 bytes a rating), so a context model dropped from memory is rebuilt exactly
     learnt: dict[tuple[str, str], tuple[array, array]] = field(default_factory=dict)
@@ -123,6 +124,17 @@ class Experiment:
         )  # fmt: skip
         ab.presets = exp.presets
         return exp
+
+    def memory(self) -> dict[str, int]:
+        """What this state holds in memory, and what it dropped (LRU) since it was made."""
+        models = [self.model, *self.learners.values()]
+        return {
+            "users": len(self.users),
+            "users_evicted": self.users_evicted,
+            "contexts": len(self.contexts.admitted | (self.model.rated - {""})),
+            "context_models": sum(len(m.contexts) for m in models),
+            "context_models_evicted": sum(m.evictions for m in models),
+        }
 
     def presets(self) -> dict[str, dict[str, Any]]:
         """The learner's best settings per context (its most recently used, at most
@@ -174,6 +186,7 @@ class Experiment:
         self.users[user_id] = user
         while len(self.users) > self.max_users:
             self.users.popitem(last=False)
+            self.users_evicted += 1
         return user
 
     def ensure_context_model(self, context: str | None, key: str = "") -> None:

@@ -18,6 +18,7 @@ from ray import tune
 from ray.tune.search import Searcher
 
 from engine.offline import Exploration, TrialResult, evaluate
+from engine.ray.metrics import ExplorationMetrics
 from engine.ray.runtime import ensure_ray
 from engine.spec import ObjectiveSpec
 
@@ -102,6 +103,7 @@ def run_on_tune(exploration: Exploration, objective: Any = None) -> None:
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     ensure_ray()
+    ExplorationMetrics(exploration)  # the hypervolume and trials on Ray's metrics from now on
     trainable = tune.with_resources(
         tune.with_parameters(EvaluateTrial, objective=spec.objective),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},

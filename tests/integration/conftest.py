@@ -28,9 +28,19 @@ BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# where the session's Ray exports metrics in Prometheus's format (ray start --metrics-export-port)
+METRICS_PORT = free_port()
+
+
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
-    ray.init(address="local", num_cpus=2, logging_level=logging.WARNING, include_dashboard=False)
+    ray.init(
+        address="local",
+        num_cpus=2,
+        logging_level=logging.WARNING,
+        include_dashboard=False,
+        _metrics_export_port=METRICS_PORT,
+    )
     yield
     ray.shutdown()
 

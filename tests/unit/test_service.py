@@ -274,6 +274,21 @@ def test_random_labels_do_not_grow_memory_without_bound(tmp_path: Path) -> None:
     exp = engine._experiments["bounded"]
     assert len(exp.contexts.admitted) == 100 and len(exp.model.contexts) <= 16
     assert rss_mb() - before < 200
+    held = engine.memory()["bounded"]  # what the Serve replicas export as metrics
+    assert held["contexts"] == 100 and held["context_models"] == len(exp.model.contexts)
+    assert held["context_models_evicted"] >= 100 - 16 and held["users"] == 51
+
+
+def test_memory_counts_what_is_held_and_what_was_dropped_across_rebuilds(engine: OnlineEngine) -> None:
+    engine.max_users = 2
+    for user in "abcd":
+        engine.suggest("genai", user, "portrait")
+    assert engine.memory()["genai"] == {
+        "users": 2, "users_evicted": 2, "contexts": 1, "context_models": 0, "context_models_evicted": 0,
+    }  # fmt: skip
+    engine.forget("genai", "a")  # the state is rebuilt from the store: the counts carry on
+    engine.suggest("genai", "e", "portrait")
+    assert engine.memory()["genai"]["users"] == 1 and engine.memory()["genai"]["users_evicted"] == 2
 
 
 def fast_dir(tmp_path: Path) -> Path:
