@@ -2,7 +2,8 @@
 
 Counts, the feedback rate, ratings (mean, share of 4 stars or more, best), a convergence
 score, performance per categorical parameter value (e.g. provider), per context and per
-variant, the rating trend in buckets of 10 ratings, and which parameter changed most from
+variant, the rating trend in buckets of 10 ratings, rater agreement
+(engine.report.agreement), and which parameter changed most from
 a user's previous suggestion (in that context) with the signals that followed. Pandas over
 the store's rows; every number is reproducible from `frontier export`'s files.
 
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from engine.online.protocol import context_label
+from engine.report.agreement import rater_agreement
 from engine.spec import CategoricalParam, ExperimentSpec, Space
 from engine.store import EventStore
 
@@ -60,6 +62,7 @@ def status(store: EventStore, spec: ExperimentSpec) -> dict[str, Any]:
     out["by_context"] = _grouped(rated, rated["context"].map(context_label).fillna("default"))
     out["by_variant"] = _grouped(rated, rated["variant"].fillna("default").str.rpartition("@")[0])
     out["trend"] = _trend(stars)
+    out["rater_agreement"] = rater_agreement(rated, spec)
     out["signals"] = _signals(feedback, suggestions, spec)
     return out
 

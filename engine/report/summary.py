@@ -19,7 +19,7 @@ from engine.online.protocol import context_label
 from engine.spec import CategoricalParam, ExperimentSpec
 from engine.store import EventStore
 
-__all__ = ["LOW_STARS", "feedback_summary"]
+__all__ = ["LOW_STARS", "feedback_summary", "parameter_levels"]
 
 LOW_STARS = 2.0
 ALL = "all contexts"
@@ -30,20 +30,29 @@ def feedback_summary(store: EventStore, spec: ExperimentSpec, bins: int = 3) -> 
     if not len(rows):
         return {"experiment": spec.name, "feedback": 0, "contexts": {}}
     rows = rows.assign(context=rows["context"].map(lambda c: context_label(c) or ""))
-    space = spec.search_space()
-    levels = {}
-    for name in space.free:
-        values = rows["params"].map(lambda p, n=name: p.get(n))
-        if isinstance(space.params[name], CategoricalParam):
-            levels[name] = values.astype(str)
-        else:
-            cut = pd.qcut(values.astype(float), q=bins, duplicates="drop")
-            levels[name] = cut.map(lambda iv: f"[{iv.left:.4g}, {iv.right:.4g}]").astype(str)
+    levels = parameter_levels(rows["params"], spec, bins)
     contexts = {ALL: rows.index}
     contexts |= {label or "default": group.index for label, group in rows.groupby("context")}
     found = {context: {name: _levels(rows.loc[index], by.loc[index]) for name, by in levels.items()}
              for context, index in contexts.items()}  # fmt: skip
     return {"experiment": spec.name, "feedback": len(rows), "low_stars": LOW_STARS, "contexts": found}
+
+
+def parameter_levels(params: pd.Series, spec: ExperimentSpec, bins: int) -> dict[str, pd.Series]:
+    """Per free parameter, each row's level: its value (categorical) or its quantile bin
+    (numeric: `bins` bins of equal counts over these rows), as text."""
+    space = spec.search_space()
+    levels = {}
+    for name in space.free:
+        values = params.map(lambda p, n=name: p.get(n))
+        if isinstance(space.params[name], CategoricalParam):
+            levels[name] = values.astype(str)
+        else:
+            numbers = values.astype(float)
+            cut = pd.qcut(numbers, q=bins, duplicates="drop")  # NaN where values are too few to cut
+            labels = cut.map(lambda iv: f"[{iv.left:.4g}, {iv.right:.4g}]", na_action="ignore")
+            levels[name] = labels.astype(object).fillna(numbers.map(lambda v: f"{v:.4g}")).astype(str)
+    return levels
 
 
 def _levels(rows: pd.DataFrame, by: pd.Series) -> dict[str, dict[str, Any]]:
