@@ -60,7 +60,7 @@ from engine.offline import UnknownRun, front_report
 from engine.online import Feedback, OnlineEngine, OnlineError
 from engine.online.lifecycle import judge
 from engine.ray.metrics import MeasuredRequests, serve_metrics
-from engine.report import status
+from engine.report import feedback_summary, status
 from engine.spec import ExperimentSpec, SpecError, parse_spec
 from engine.store import DEFAULT_TIMEOUT_S, UNAVAILABLE, EventStore
 
@@ -308,6 +308,17 @@ class FrontierAPI:
         except OnlineError as e:
             raise HTTPException(e.status, str(e)) from None
 
+    @api.get("/v1/experiments/{name}/users/{user_id}/history", responses=_errors(404, 422))
+    async def refine_profile(
+        self, name: ExperimentName, user_id: Annotated[UserId, Path()]
+    ) -> dict[str, Any]:
+        """Each of the user's feedback, oldest first, with the preferred settings after it,
+        what moved most and why (replayed with the population model of now)."""
+        try:
+            return self.engine.refine_profile(name, user_id)
+        except OnlineError as e:
+            raise HTTPException(e.status, str(e)) from None
+
     @api.delete("/v1/experiments/{name}/users/{user_id}", responses=_errors(401, 403, 404, 422))
     async def forget(
         self,
@@ -498,6 +509,14 @@ class FrontierAPI:
         convergence score with its definition, per categorical parameter value, context and
         variant, the trend per 10 ratings, and signals per most-changed parameter."""
         return status(self.store, self._spec(name))
+
+    @api.get("/v1/experiments/{name}/feedback-summary", responses=_errors(404, 422))
+    def feedback_summary(
+        self, name: ExperimentName, bins: Annotated[int, Query(ge=1, le=20)] = 3
+    ) -> dict[str, Any]:
+        """Per context and parameter value or quantile bin: ratings with a 95% t interval,
+        the shares of low ratings and of each signal with 95% Wilson intervals."""
+        return feedback_summary(self.store, self._spec(name), bins)
 
     @api.get("/v1/experiments/{name}/schedule", responses=_errors(404))
     async def schedule(self, name: ExperimentName) -> dict[str, Any]:

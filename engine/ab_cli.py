@@ -92,6 +92,14 @@ class _StoreBackend:
 
         return status(self.engine.store, stored_spec(self.engine.store, experiment))
 
+    def feedback_summary(self, experiment: str, bins: int = 3) -> dict[str, Any]:
+        from engine.report import feedback_summary, stored_spec
+
+        return feedback_summary(self.engine.store, stored_spec(self.engine.store, experiment), bins)
+
+    def refine_profile(self, experiment: str, user_id: str) -> dict[str, Any]:
+        return self.engine.refine_profile(experiment, user_id)
+
 
 def backend(args: argparse.Namespace) -> Any:
     if args.url:

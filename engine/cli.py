@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -66,7 +67,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("experiment")
     p.add_argument("--bins", type=int, default=3, help="quantile bins per numeric parameter")
     p.add_argument("--json", action="store_true", help="everything, as JSON")
-    p.add_argument("--store", help="store URL (default: FRONTIER_STORE, else results/frontier.db)")
+    ab_cli.where_options(p)
+
+    p = sub.add_parser("refine-profile", help="how a user's preferred settings moved with each feedback")
+    p.add_argument("experiment")
+    p.add_argument("user")
+    p.add_argument("--json", action="store_true", help="every step, as JSON")
+    ab_cli.where_options(p)
 
     ab_cli.add_commands(sub)
     lifecycle_cli.add_commands(sub)
@@ -89,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _status(args)
         if args.command == "feedback-summary":
             return _feedback_summary(args)
+        if args.command == "refine-profile":
+            return _refine_profile(args)
         return _front(args.results)
     except FrontierHTTPError as e:
         print(f"frontier {args.command}: {e}", file=sys.stderr)
@@ -110,7 +119,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    found = ab_cli.backend(args).stats(args.experiment)
+    found = _reader(args).stats(args.experiment)
     if args.json:
         print(json.dumps(found, indent=2))
         return 0
@@ -135,11 +144,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _feedback_summary(args: argparse.Namespace) -> int:
-    from engine.report import feedback_summary, stored_spec
-    from engine.store import EventStore
-
-    store = EventStore(args.store)
-    found = feedback_summary(store, stored_spec(store, args.experiment), bins=args.bins)
+    found = _reader(args).feedback_summary(args.experiment, args.bins)
     if args.json:
         print(json.dumps(found, indent=2))
         return 0
@@ -155,6 +160,35 @@ def _feedback_summary(args: argparse.Namespace) -> int:
                 line = f"  {param}={level}: {cell['ratings']} ratings, mean {cell['mean_rating']:.2f} {ci}"
                 print(f"{line}, low {_share(cell['low']['share'])}" + (f"; {signals}" if signals else ""))
     return 0
+
+
+def _refine_profile(args: argparse.Namespace) -> int:
+    found = _reader(args).refine_profile(args.experiment, args.user)
+    if args.json:
+        print(json.dumps(found, indent=2))
+        return 0
+    print(f"{found['user_id']} in {found['experiment']}: {len(found['steps'])} feedback, replayed with "
+          f"{found['replayed_with']}")  # fmt: skip
+    for step in found["steps"]:
+        confidence = f", confidence {_share(step['confidence'])}" if "confidence" in step else ""
+        print(f"  #{step['seq']} {step['context']}: {step['why']}{confidence}")
+    last = {s["context"]: s["preferred"] for s in found["steps"] if "preferred" in s}
+    for context, params in last.items():
+        print(f"now preferred in {context}: " + ", ".join(f"{k}={_value(v)}" for k, v in params.items()))
+    return 0
+
+
+def _reader(args: argparse.Namespace) -> Any:
+    """The service (--url) or the store (--store, default FRONTIER_STORE or results/frontier.db)."""
+    if not args.url and not args.store:
+        from engine.store import default_store_url
+
+        args.store = default_store_url()
+    return ab_cli.backend(args)
+
+
+def _value(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 def _share(x: float | None) -> str:

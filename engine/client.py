@@ -218,6 +218,18 @@ class FrontierClient:
         result: dict[str, Any] = self._call("GET", f"/v1/experiments/{experiment}/stats")
         return result
 
+    def feedback_summary(self, experiment: str, bins: int = 3) -> dict[str, Any]:
+        """Per context and parameter level: ratings, low ratings and signals with intervals."""
+        path = f"/v1/experiments/{experiment}/feedback-summary?bins={bins}"
+        result: dict[str, Any] = self._call("GET", path)
+        return result
+
+    def refine_profile(self, experiment: str, user_id: str) -> dict[str, Any]:
+        """Each of the user's feedback with the preferred settings after it and why they moved."""
+        path = f"/v1/experiments/{experiment}/users/{user_id}/history"
+        result: dict[str, Any] = self._call("GET", path, session=routing_key(experiment, user_id))
+        return result
+
     def forget(self, experiment: str, user_id: str) -> dict[str, Any]:
         """Admin: delete every event of the user; what was deleted."""
         path = f"/v1/experiments/{experiment}/users/{user_id}"

@@ -25,6 +25,7 @@ import pandas as pd
 from engine.experiments import DEFAULT_VARIANT, Assignment, Variant, VariantPatch, VariantSpec, check_layer
 from engine.experiments.schedule import Schedule
 from engine.online import lifecycle
+from engine.online.explain import profile_steps
 from engine.online.learning import catch_up, why_not_learnt
 from engine.online.protocol import (
     ConflictingFeedback,
@@ -462,6 +463,20 @@ class OnlineEngine:
         self.store.add_preferences(idempotency_key=key, experiment=experiment, user_id=user_id, weights=full)
         exp.users.pop(user_id, None)  # rebuilt on next use, its history re-scored
         return full
+
+    def refine_profile(self, experiment: str, user_id: str) -> dict[str, Any]:
+        """How the user's preferred settings moved with each of their feedback, and why
+        (engine.online.explain)."""
+        check_id("user_id", user_id)
+        exp = self._experiment(experiment)
+        if not self.store.seen(experiment, user_id):
+            raise UnknownUser(f"nothing of user {user_id!r} is stored in experiment {experiment!r}")
+        return {
+            "experiment": experiment,
+            "user_id": user_id,
+            "replayed_with": "the population model, rater calibration and weights in force now",
+            "steps": profile_steps(exp, user_id),
+        }
 
     def profile(self, experiment: str, user_id: str) -> dict[str, Any]:
         """What we know of a user: samples, calibration, preferred settings, confidence, and

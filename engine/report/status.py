@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from engine.online.protocol import context_label
@@ -129,8 +128,6 @@ def _signals(feedback: pd.DataFrame, suggestions: pd.DataFrame, spec: Experiment
 
 def _most_changed(space: Space, before: dict[str, Any], after: dict[str, Any]) -> str | None:
     """The parameter that moved most in the unit cube (a categorical change counts as 1)."""
-    moves = np.abs(space.to_unit(after) - space.to_unit(before))
-    for i, n in enumerate(space.free):
-        if isinstance(space.params[n], CategoricalParam):
-            moves[i] = float(after[n] != before[n])
-    return space.free[int(moves.argmax())] if moves.max() > 0 else None
+    moves = space.moves(before, after)
+    name = max(moves, key=moves.__getitem__)
+    return name if moves[name] > 0 else None

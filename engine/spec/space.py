@@ -126,6 +126,14 @@ class Space:
                     u.append((v - p.low) / (p.high - p.low))
         return np.asarray(u, dtype=float)
 
+    def moves(self, before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, float]:
+        """How far each free parameter moved, in [0, 1] terms (a categorical change is 1)."""
+        steps = np.abs(self.to_unit(after) - self.to_unit(before))
+        for i, n in enumerate(self.free):
+            if isinstance(self.params[n], CategoricalParam):
+                steps[i] = float(before[n] != after[n])
+        return {n: float(step) for n, step in zip(self.free, steps, strict=True)}
+
     def contains(self, params: Mapping[str, Any]) -> bool:
         """Whether `params` holds every parameter, each within its bounds or choices."""
         for name, p in self.params.items():

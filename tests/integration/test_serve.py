@@ -11,9 +11,10 @@ import requests
 import sqlalchemy as sa
 import yaml
 
-from engine.client import SESSION_HEADER
+from engine.client import SESSION_HEADER, FrontierClient
 from engine.offline.explore import explore, run_local
 from engine.offline.fronts import publish
+from engine.report import feedback_summary
 from engine.routing import routing_key
 from engine.spec import load_spec, parse_spec
 from engine.store import EventStore
@@ -173,6 +174,22 @@ def test_profile_reflects_feedback(served: Served) -> None:
     assert set(profile["calibration"]) == {"bias", "scale"}
     assert 0.0 <= profile["contexts"]["portrait"]["confidence"] <= 1.0
     assert requests.get(f"{served.base}/v1/experiments/nope/users/frank", timeout=30).status_code == 404
+
+
+def test_refine_profile_and_feedback_summary_over_http(served: Served) -> None:
+    """The CLI's --url answers what its --store answers (a user's steps, the summary)."""
+    for signal in ("like", "undo"):
+        s = suggest(served, "grace")
+        body = {"suggestion_id": s["suggestion_id"], "signal": signal}
+        post(f"{served.base}/v1/experiments/genai/feedback", body)
+    client = FrontierClient(served.base)
+    steps = client.refine_profile("genai", "grace")["steps"]
+    assert [s["feedback"] for s in steps] == [{"signal": "like"}, {"signal": "undo"}]
+    assert all(s["why"] and set(s["preferred"]) == set(SPACE) for s in steps)
+    stored = feedback_summary(EventStore(served.store_url), load_spec("configs/genai.yaml"), 2)
+    assert client.feedback_summary("genai", bins=2) == stored
+    missing = requests.get(f"{served.base}/v1/experiments/genai/users/nobody/history", timeout=30)
+    assert missing.status_code == 404
 
 
 def test_pareto_serves_the_published_front(served: Served, tmp_path: Any) -> None:

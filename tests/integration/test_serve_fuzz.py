@@ -43,6 +43,8 @@ ENDPOINTS = {
     ("POST", "/v1/experiments/{name}/retrain"),
     ("GET", "/v1/experiments/{name}/schedule"),
     ("GET", "/v1/experiments/{name}/stats"),
+    ("GET", "/v1/experiments/{name}/feedback-summary"),
+    ("GET", "/v1/experiments/{name}/users/{user_id}/history"),
 }
 
 
