@@ -60,7 +60,7 @@ from engine.offline import UnknownRun, front_report
 from engine.online import Feedback, OnlineEngine, OnlineError
 from engine.online.lifecycle import judge
 from engine.ray.metrics import MeasuredRequests, serve_metrics
-from engine.report import feedback_summary, status
+from engine.report import MEDIA_TYPES, feedback_summary, gather, render, status
 from engine.spec import ExperimentSpec, SpecError, parse_spec
 from engine.store import DEFAULT_TIMEOUT_S, UNAVAILABLE, EventStore
 
@@ -517,6 +517,22 @@ class FrontierAPI:
         """Per context and parameter value or quantile bin: ratings with a 95% t interval,
         the shares of low ratings and of each signal with 95% Wilson intervals."""
         return feedback_summary(self.store, self._spec(name), bins)
+
+    @api.get(
+        "/v1/experiments/{name}/report",
+        responses={**_errors(404, 422), 200: {"content": {t: {} for t in MEDIA_TYPES.values()}}},
+    )
+    async def report(self, name: ExperimentName, format: Literal["html", "pdf"] = "html") -> Response:
+        """The experiment's report: a self-contained HTML page, or a PDF, with the Pareto
+        front, hypervolume per searcher, parameter importance, the rating trend and
+        convergence, variants, best settings per context and rater calibration. Read on the
+        loop, drawn in a thread."""
+        try:
+            data = gather(self.engine, self._spec(name))
+        except OnlineError as e:
+            raise HTTPException(e.status, str(e)) from None
+        drawn = await asyncio.to_thread(render, data, (format,))
+        return Response(drawn.documents[format], media_type=MEDIA_TYPES[format])
 
     @api.get("/v1/experiments/{name}/schedule", responses=_errors(404))
     async def schedule(self, name: ExperimentName) -> dict[str, Any]:

@@ -100,6 +100,12 @@ class _StoreBackend:
     def refine_profile(self, experiment: str, user_id: str) -> dict[str, Any]:
         return self.engine.refine_profile(experiment, user_id)
 
+    def report(self, experiment: str) -> Any:
+        """Every format at once: the sections are drawn once."""
+        from engine.report import gather, render, stored_spec
+
+        return render(gather(self.engine, stored_spec(self.engine.store, experiment)))
+
 
 def backend(args: argparse.Namespace) -> Any:
     if args.url:

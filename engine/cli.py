@@ -75,6 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="every step, as JSON")
     ab_cli.where_options(p)
 
+    p = sub.add_parser("report", help="an experiment's report with plots, as HTML and PDF")
+    p.add_argument("experiment")
+    p.add_argument("--out", type=Path, help="folder (default: results/<experiment>-report)")
+    ab_cli.where_options(p)
+
     ab_cli.add_commands(sub)
     lifecycle_cli.add_commands(sub)
 
@@ -98,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _feedback_summary(args)
         if args.command == "refine-profile":
             return _refine_profile(args)
+        if args.command == "report":
+            return _report(args)
         return _front(args.results)
     except FrontierHTTPError as e:
         print(f"frontier {args.command}: {e}", file=sys.stderr)
@@ -175,6 +182,19 @@ def _refine_profile(args: argparse.Namespace) -> int:
     last = {s["context"]: s["preferred"] for s in found["steps"] if "preferred" in s}
     for context, params in last.items():
         print(f"now preferred in {context}: " + ", ".join(f"{k}={_value(v)}" for k, v in params.items()))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from engine.report import FORMATS, Report, write_report
+
+    reader = _reader(args)
+    if args.url:  # one request per format
+        report = Report({fmt: reader.report(args.experiment, fmt) for fmt in FORMATS})
+    else:
+        report = reader.report(args.experiment)
+    for path in write_report(report, args.out or Path("results") / f"{args.experiment}-report"):
+        print(path.resolve())
     return 0
 
 

@@ -224,6 +224,11 @@ class FrontierClient:
         result: dict[str, Any] = self._call("GET", path)
         return result
 
+    def report(self, experiment: str, fmt: str = "html") -> bytes:
+        """The experiment's report as HTML or PDF bytes."""
+        content: bytes = self._call("GET", f"/v1/experiments/{experiment}/report?format={fmt}", raw=True)
+        return content
+
     def refine_profile(self, experiment: str, user_id: str) -> dict[str, Any]:
         """Each of the user's feedback with the preferred settings after it and why they moved."""
         path = f"/v1/experiments/{experiment}/users/{user_id}/history"

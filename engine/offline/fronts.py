@@ -28,8 +28,17 @@ class UnknownRun(LookupError):
 def publish(
     store: EventStore, spec: ExperimentSpec, results: Iterable[Mapping[str, Any]], run_id: str
 ) -> int:
-    """Register the experiment (if new) and store its finished trials; returns how many were new."""
+    """Register the experiment (if new), the run and its searcher (once), and store its
+    finished trials; returns how many were new."""
     store.add_experiment(spec.name, spec.model_dump(mode="json"))
+    store.add_event(
+        "runs",
+        idempotency_key=f"{spec.name}/{run_id}",
+        experiment=spec.name,
+        run_id=run_id,
+        searcher=spec.searcher.name,
+        spec=spec.model_dump(mode="json"),
+    )
     rows = [
         {
             "experiment": spec.name,

@@ -464,6 +464,27 @@ class OnlineEngine:
         exp.users.pop(user_id, None)  # rebuilt on next use, its history re-scored
         return full
 
+    def best_settings(self, experiment: str) -> dict[str, dict[str, Any]]:
+        """Per rated context ("default" for none), the settings the experiment's learner
+        serves a user it knows nothing of, with their expected reward and its std."""
+        exp = self._experiment(experiment)
+        found = {}
+        for label in sorted(exp.model.rated):
+            exp.ensure_context_model(label or None)
+            params, mean, std = exp.model.recommend(Rater(), UserHistory(), label or None)
+            found[label or "default"] = {"params": params, "expected_reward": mean, "std": std}
+        return found
+
+    def calibrations(self, experiment: str) -> list[dict[str, Any]]:
+        """Per rating user: their ratings, and how they rate against the population (bias
+        in reward units, scale of their spread; both shrunk towards 0 and 1)."""
+        exp = self._experiment(experiment)
+        fitted = exp.model.global_model.priors
+        return [
+            {"user_id": user, "ratings": r.count, "bias": r.bias(fitted), "scale": r.scale(fitted)}
+            for user, r in exp.raters.items()
+        ]
+
     def refine_profile(self, experiment: str, user_id: str) -> dict[str, Any]:
         """How the user's preferred settings moved with each of their feedback, and why
         (engine.online.explain)."""

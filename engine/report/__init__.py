@@ -1,8 +1,10 @@
-"""What an experiment's people read: its status and its tables exported (plots and reports
-to come)."""
+"""What an experiment's people read: its status, analytics, reports with plots (HTML and
+PDF), and its tables exported."""
 
 from engine.report.agreement import AGREEMENT_BINS, rater_agreement
+from engine.report.document import FORMATS, MEDIA_TYPES, Report, render, write_report
 from engine.report.export import DECISIONS, EXPORTED, export_experiment, stored_spec
+from engine.report.gather import ReportData, gather
 from engine.report.status import CONVERGED_LAST, CONVERGED_STARS, TREND_BUCKET, status
 from engine.report.summary import LOW_STARS, feedback_summary
 
@@ -12,11 +14,18 @@ __all__ = [
     "CONVERGED_STARS",
     "DECISIONS",
     "EXPORTED",
+    "FORMATS",
     "LOW_STARS",
+    "MEDIA_TYPES",
     "TREND_BUCKET",
+    "Report",
+    "ReportData",
     "export_experiment",
     "feedback_summary",
+    "gather",
     "rater_agreement",
+    "render",
     "status",
     "stored_spec",
+    "write_report",
 ]

@@ -20,7 +20,7 @@ __all__ = ["DECISIONS", "EXPORTED", "export_experiment", "stored_spec"]
 
 EXPORTED = (
     "trials", "suggestions", "feedback", "assignments", "preferences", "contexts",
-    "variants", "models", "jobs", "tombstones",
+    "variants", "models", "jobs", "tombstones", "runs",
 )  # fmt: skip
 DECISIONS = frozenset({"promoted", "rolled_back", "ramped", "activated"})
 

@@ -19,7 +19,7 @@ from engine.online.protocol import context_label
 from engine.spec import CategoricalParam, ExperimentSpec
 from engine.store import EventStore
 
-__all__ = ["LOW_STARS", "feedback_summary", "parameter_levels"]
+__all__ = ["LOW_STARS", "feedback_summary", "parameter_levels", "t_interval"]
 
 LOW_STARS = 2.0
 ALL = "all contexts"
@@ -64,17 +64,18 @@ def _cell(group: pd.DataFrame) -> dict[str, Any]:
     out: dict[str, Any] = {"feedback": len(group), "ratings": len(stars)}
     if len(stars):
         out["mean_rating"] = float(stars.mean())
-        out["mean_ci"] = _t_interval(stars)
+        out["mean_ci"] = t_interval(stars)
         out["low"] = _share(int((stars <= LOW_STARS).sum()), len(stars))
     signals = group["signal"].dropna()
     out["signals"] = {str(s): _share(int(n), len(signals)) for s, n in signals.value_counts().items()}
     return out
 
 
-def _t_interval(x: np.ndarray) -> list[float | None]:
+def t_interval(x: np.ndarray) -> list[float | None]:
     if len(x) < 2:
         return [None, None]
-    low, high = scipy_stats.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=scipy_stats.sem(x))
+    with np.errstate(invalid="ignore"):  # equal values: no spread, the interval is the mean
+        low, high = scipy_stats.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=scipy_stats.sem(x))
     return [float(low), float(high)] if np.isfinite(low) else [float(x.mean()), float(x.mean())]
 
 

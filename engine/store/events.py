@@ -57,7 +57,7 @@ __all__ = ["EventStore", "default_store_url", "write_frame", "write_table"]
 
 DEFAULT_STORE = Path("results") / "frontier.db"
 LEGACY_RUN = "legacy"  # the run of trials published before runs had ids
-_LIFECYCLE = frozenset({"variants", "models", "jobs"})
+_LIFECYCLE = frozenset({"variants", "models", "jobs", "runs"})
 
 
 def write_table(rows: Sequence[Mapping[str, Any]], table: sa.Table, path: str | Path) -> Path:
@@ -143,7 +143,7 @@ class EventStore:
 
     def add_event(self, table: str, **row: Any) -> bool:
         """A lifecycle event (engine.experiments): a variant created or changed, a model
-        version created or activated, a job claimed or finished, a tombstone."""
+        version created or activated, a job claimed or finished, an exploration run published."""
         if table not in _LIFECYCLE:
             raise ValueError(f"{table!r} is not a lifecycle table: {sorted(_LIFECYCLE)}")
         return self._append(TABLES[table], [row]) == 1

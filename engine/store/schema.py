@@ -15,10 +15,10 @@ __all__ = ["ANONYMOUS", "SCHEMA_VERSION", "TABLES", "feedback_key"]
 
 ANONYMOUS = "anon-"  # the prefix of the ids anonymised rows get (EventStore.anonymise_before)
 
-SCHEMA_VERSION = 6  # 2: feedback.implicit; 3: feedback keys scoped to suggestions, trials.run_id;
+SCHEMA_VERSION = 7  # 2: feedback.implicit; 3: feedback keys scoped to suggestions, trials.run_id;
 # 4: variants and assignments (variant_changes, which no release wrote, dropped); 5: feedback.comment;
 # 6: models, jobs, tombstones and counts (the lifecycle: engine.experiments.versions and .schedule,
-# deletion, opted-out users' aggregate counts)
+# deletion, opted-out users' aggregate counts); 7: runs (which searcher each exploration run used)
 
 metadata = sa.MetaData()
 
@@ -132,6 +132,14 @@ tombstones = _events(  # schema version 6
     sa.Column("rows", sa.JSON, nullable=False),  # rows changed per table
 )
 
+runs = _events(  # schema version 7
+    "runs",
+    sa.Column("experiment", sa.String(64), nullable=False, index=True),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("searcher", sa.String(64), nullable=False),
+    sa.Column("spec", sa.JSON, nullable=False),  # the spec the run explored with
+)  # idempotency_key: "<experiment>/<run_id>"
+
 counts = sa.Table(  # schema version 6: aggregate counters, the only rows that are updated
     "counts",
     metadata,
@@ -146,7 +154,7 @@ TABLES: dict[str, sa.Table] = {
     t.name: t
     for t in (
         experiments, suggestions, feedback, trials, preferences, contexts, variants, assignments,
-        models, jobs, tombstones,
+        models, jobs, tombstones, runs,
     )
 }  # fmt: skip
 

@@ -30,6 +30,7 @@ _UPGRADES: dict[int, list[str]] = {
     3: ["DROP TABLE IF EXISTS variant_changes"],  # a placeholder no release wrote; `variants` replaces it
     4: ["ALTER TABLE feedback ADD COLUMN comment TEXT"],
     5: [],  # new tables only (models, jobs, tombstones): created as any table is
+    6: [],  # a new table only (runs)
 }
 
 

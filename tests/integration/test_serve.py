@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import time
 from pathlib import Path
@@ -10,7 +12,9 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 import yaml
+from pypdf import PdfReader
 
+from engine.cli import main as frontier
 from engine.client import SESSION_HEADER, FrontierClient
 from engine.offline.explore import explore, run_local
 from engine.offline.fronts import publish
@@ -190,6 +194,26 @@ def test_refine_profile_and_feedback_summary_over_http(served: Served) -> None:
     assert client.feedback_summary("genai", bins=2) == stored
     missing = requests.get(f"{served.base}/v1/experiments/genai/users/nobody/history", timeout=30)
     assert missing.status_code == 404
+
+
+def test_report_over_http(served: Served, tmp_path: Path) -> None:
+    """`frontier report --url` writes what GET …/report serves: the HTML page and the PDF."""
+    suggest(served, "heidi")  # something to report, whatever ran before
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert frontier(["report", "genai", "--url", served.base, "--out", str(tmp_path)]) == 0
+    page = (tmp_path / "report.html").read_text()
+    assert page.startswith("<!doctype html>") and page.count("<h2>") == 7
+    assert len(PdfReader(tmp_path / "report.pdf").pages) == 8
+    url = f"{served.base}/v1/experiments/genai/report"
+    r = requests.get(url, params={"format": "pdf"}, timeout=60)
+    assert (
+        r.status_code == 200
+        and r.headers["content-type"] == "application/pdf"
+        and r.content.startswith(b"%PDF")
+    )
+    assert requests.get(url, params={"format": "doc"}, timeout=30).status_code == 422
+    assert requests.get(f"{served.base}/v1/experiments/nope/report", timeout=30).status_code == 404
 
 
 def test_pareto_serves_the_published_front(served: Served, tmp_path: Any) -> None:

@@ -45,6 +45,7 @@ ENDPOINTS = {
     ("GET", "/v1/experiments/{name}/stats"),
     ("GET", "/v1/experiments/{name}/feedback-summary"),
     ("GET", "/v1/experiments/{name}/users/{user_id}/history"),
+    ("GET", "/v1/experiments/{name}/report"),
 }
 
 

@@ -1,0 +1,68 @@
+"""What a report shows, read at one moment: the store's trials and ratings, the status
+numbers, and what the engine's learner makes of them. Reading is quick and uses the engine
+(not thread-safe); drawing (engine.report.figures) is slow and pure, so a Serve replica
+reads on its event loop and draws in a thread."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from engine.offline.pareto import metric_column
+from engine.online import OnlineEngine
+from engine.report.status import status
+from engine.spec import ExperimentSpec
+
+__all__ = ["ReportData", "Run", "gather"]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One exploration run's published trials: `status`, `metric.<m>` and `param.<p>` columns."""
+
+    run_id: str
+    searcher: str
+    trials: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class ReportData:
+    spec: ExperimentSpec
+    status: dict[str, Any]
+    runs: list[Run]  # oldest first
+    rated: pd.DataFrame  # feedback with a rating: seq, user_id, rating, params, context, variant
+    best: dict[str, dict[str, Any]]  # OnlineEngine.best_settings
+    calibrations: list[dict[str, Any]]  # OnlineEngine.calibrations
+    generated_at: float
+
+
+def gather(engine: OnlineEngine, spec: ExperimentSpec) -> ReportData:
+    store, name = engine.store, spec.name
+    searchers = {row["run_id"]: row["searcher"] for row in store.events("runs", experiment=name)}
+    runs = [
+        Run(run_id, searchers.get(run_id, "unknown searcher"), _trials(rows, spec))
+        for run_id, rows in store.published_runs(name).items()
+    ]
+    feedback = pd.DataFrame(store.feedback_since(name, 0))
+    rated = feedback[feedback["rating"].notna()] if len(feedback) else feedback
+    return ReportData(
+        spec=spec,
+        status=status(store, spec),
+        runs=runs,
+        rated=rated.reset_index(drop=True),
+        best=engine.best_settings(name),
+        calibrations=engine.calibrations(name),
+        generated_at=time.time(),
+    )
+
+
+def _trials(rows: list[dict[str, Any]], spec: ExperimentSpec) -> pd.DataFrame:
+    data: dict[str, Any] = {"trial_id": [r["trial_id"] for r in rows], "status": [r["status"] for r in rows]}
+    for m in spec.metrics:
+        data[metric_column(m.name)] = [float((r["metrics"] or {}).get(m.name, float("nan"))) for r in rows]
+    for p in spec.search_space().free:
+        data[f"param.{p}"] = [r["params"].get(p) for r in rows]
+    return pd.DataFrame(data)
