@@ -3,7 +3,8 @@
 1. Explore configs/vectorize.yaml offline on Ray Tune; publish the trials to the store.
 2. Start the Serve app (configs/serve.yaml's defaults) over the same SQLite store.
 3. Drive simulated image-generation users through real HTTP: suggest, rate, feedback.
-4. Print the offline front as served by /pareto, how users converged, where results went.
+4. Print the offline front as served by /pareto, how users converged, where results went;
+   write each experiment's report (HTML and PDF) as GET /v1/experiments/{name}/report serves it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from engine.client import FrontierClient, HttpOnline
 from engine.offline import explore, format_front
 from engine.ports import free_port
 from engine.ray import run_on_tune
+from engine.report import FORMATS, Report, write_report
 from engine.sim.driver import TARGET_STARS, drive_users, simulated_users
 from engine.spec import import_ref, load_spec
 from engine.store import EventStore
@@ -82,6 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     store = EventStore(store_url)
     for name in ("suggestions", "feedback"):
         store.export(name, online / f"{name}.parquet")
+    reports = {  # as GET /v1/experiments/{name}/report serves them
+        name: write_report(Report({fmt: client.report(name, fmt) for fmt in FORMATS}), out / "reports" / name)
+        for name in (vectorize.name, genai.name)
+    }
     serve.shutdown()
 
     curve = table.groupby("round")["recommended_stars"].mean()
@@ -97,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  offline trials and front: {out / 'vectorize'}/trials.parquet, front.parquet")
     print(f"  online ratings:           {online / 'simulation.parquet'}")
     print(f"  events (SQLite store):    {out / 'frontier.db'} (exports in {online})")
+    for name, paths in reports.items():
+        print(f"  report of {name + ':':<15} " + ", ".join(str(p) for p in paths))
     return 0
 
 
