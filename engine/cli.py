@@ -75,6 +75,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="every step, as JSON")
     ab_cli.where_options(p)
 
+    p = sub.add_parser("patterns", help="group a spec's images into patterns and measure per-pattern rules")
+    p.add_argument("spec")
+    p.add_argument("--out", type=Path, help="results folder (default: results/<experiment>-patterns)")
+    p.add_argument("--trials", type=int, default=40, help="trials of the global exploration")
+    p.add_argument("--trials-per-pattern", type=int, default=30)
+    p.add_argument("--max-patterns", type=int, default=4)
+    p.add_argument("--backend", choices=["ray", "local"], default="ray", help="as for explore")
+
     p = sub.add_parser("report", help="an experiment's report with plots, as HTML and PDF")
     p.add_argument("experiment")
     p.add_argument("--out", type=Path, help="folder (default: results/<experiment>-report)")
@@ -105,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _refine_profile(args)
         if args.command == "report":
             return _report(args)
+        if args.command == "patterns":
+            return _patterns(args)
         return _front(args.results)
     except FrontierHTTPError as e:
         print(f"frontier {args.command}: {e}", file=sys.stderr)
@@ -182,6 +192,28 @@ def _refine_profile(args: argparse.Namespace) -> int:
     last = {s["context"]: s["preferred"] for s in found["steps"] if "preferred" in s}
     for context, params in last.items():
         print(f"now preferred in {context}: " + ", ".join(f"{k}={_value(v)}" for k, v in params.items()))
+    return 0
+
+
+def _patterns(args: argparse.Namespace) -> int:
+    from engine.offline import run_local
+    from engine.offline.patterns import analyse_patterns
+    from engine.ray import run_on_tune
+
+    spec = load_spec(args.spec)
+    out = args.out or Path("results") / f"{spec.name}-patterns"
+    rules = analyse_patterns(
+        spec,
+        out,
+        runner=run_local if args.backend == "local" else run_on_tune,
+        global_trials=args.trials,
+        trials_per_pattern=args.trials_per_pattern,
+        max_patterns=args.max_patterns,
+        progress=lambda line: print(line, flush=True),
+    )
+    print(rules["verdict"])
+    print(f"rules:  {(out / 'rules.json').resolve()}")
+    print(f"report: {(out / 'patterns.md').resolve()}")
     return 0
 
 

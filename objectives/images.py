@@ -147,6 +147,24 @@ def image_features(pixels: np.ndarray) -> dict[str, float]:
     }
 
 
+def pattern_features(pixels: np.ndarray) -> dict[str, float]:
+    """`image_features` plus what tells flat art, text, gradients and photos apart (for
+    offline pattern analysis, engine.offline.patterns): flat, the share of pixels equal to
+    their right and lower neighbours (grey level); smooth, the share that differ from them
+    by 1-4 levels (gradients); dominant, the share of the two most frequent colours."""
+    rgb = np.asarray(pixels)[..., :3].astype(np.uint8)
+    grey = rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    steps = np.maximum(np.abs(np.diff(grey, axis=1))[:-1, :], np.abs(np.diff(grey, axis=0))[:, :-1])
+    q = (rgb >> 3).astype(np.uint32)
+    _, counts = np.unique((q[..., 0] << 10) | (q[..., 1] << 5) | q[..., 2], return_counts=True)
+    return {
+        **image_features(rgb),
+        "flat": float((steps < 0.5).mean()) if steps.size else 1.0,
+        "smooth": float(((steps >= 0.5) & (steps <= 4.0)).mean()) if steps.size else 0.0,
+        "dominant": float(np.sort(counts)[::-1][:2].sum() / counts.sum()),
+    }
+
+
 def ssim(reference: np.ndarray, candidate: np.ndarray) -> float:
     """Mean SSIM of two uint8 RGB images of the same shape (1.0 = identical).
 
@@ -196,11 +214,16 @@ class ImageObjective:
             name = type(self).__name__
             raise ValueError(f"unknown option(s) {sorted(unknown)} for {name}; known: images, max_side")
         self.max_side = check_max_side(self.default_max_side if max_side is None else max_side)
-        self.images: list[Image] = load_images(images, self.max_side)
+        self.paths = _expand(images)  # where each image came from: a subset is an `images` option
+        self.images: list[Image] = [_load_one(path, self.max_side) for path in self.paths]
 
     def features(self) -> list[dict[str, Any]]:
         """Per-image descriptors (plus `name`) for clustering images into contexts."""
         return [{"name": img.name, **image_features(img.pixels)} for img in self.images]
+
+    def pattern_features(self) -> list[dict[str, Any]]:
+        """Per-image descriptors (plus `name`) for grouping images into patterns offline."""
+        return [{"name": img.name, **pattern_features(img.pixels)} for img in self.images]
 
     def evaluate_image(self, params: dict[str, Any], index: int) -> dict[str, float]:
         raise NotImplementedError
