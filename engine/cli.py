@@ -157,6 +157,9 @@ def _status(args: argparse.Namespace) -> int:
         print(f"  {title}: {row['ratings']} ratings, mean {row['mean_rating']:.2f}, win {win}")
     trend = " ".join(f"{b['mean']:.2f}" for b in found["trend"])
     print(f"trend (mean per 10 ratings): {trend}")
+    agreement = found["rater_agreement"]
+    alpha = f"{agreement['alpha']:.2f}" if agreement["alpha"] is not None else agreement["note"]
+    print(f"rater agreement (Krippendorff's alpha): {alpha}")
     return 0
 
 

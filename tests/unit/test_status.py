@@ -103,6 +103,7 @@ def test_status_matches_the_exported_tables(url: str, tmp_path: Path) -> None:
 def test_status_prints_a_summary(url: str) -> None:
     text = run("status", "genai", "--store", url)
     assert text.startswith("genai: 16 users,") and "convergence" in text and "provider=" in text
+    assert "rater agreement (Krippendorff's alpha): " in text
 
 
 def rated_by(tmp_path: Path, rate: Callable[[dict[str, Any], np.random.Generator], int]) -> dict[str, Any]:
