@@ -60,7 +60,7 @@ from engine.offline import UnknownRun, front_report
 from engine.online import Feedback, OnlineEngine, OnlineError
 from engine.online.lifecycle import judge
 from engine.ray.metrics import MeasuredRequests, serve_metrics
-from engine.report import MEDIA_TYPES, feedback_summary, gather, render, status
+from engine.report import MEDIA_TYPES, feedback_summary, learnt, read_store, render, status
 from engine.spec import ExperimentSpec, SpecError, parse_spec
 from engine.store import DEFAULT_TIMEOUT_S, UNAVAILABLE, EventStore
 
@@ -267,7 +267,7 @@ class FrontierAPI:
         self._learn_soon()
         if result.status == "duplicate":
             response.status_code = 200
-        else:
+        elif result.variant is not None:  # stored (an opted-out user's is only counted)
             self.metrics.feedback_stored(name, result.variant, feedback)
         return FeedbackAck(
             status=result.status, suggestion_id=body.suggestion_id, learnt=result.learnt, reason=result.reason
@@ -525,13 +525,14 @@ class FrontierAPI:
     async def report(self, name: ExperimentName, format: Literal["html", "pdf"] = "html") -> Response:
         """The experiment's report: a self-contained HTML page, or a PDF, with the Pareto
         front, hypervolume per searcher, parameter importance, the rating trend and
-        convergence, variants, best settings per context and rater calibration. Read on the
-        loop, drawn in a thread."""
+        convergence, variants, best settings per context and rater calibration. The learner is
+        asked on the loop; the store is read and the plots drawn in a thread."""
+        spec = self._spec(name)
         try:
-            data = gather(self.engine, self._spec(name))
+            view = learnt(self.engine, name)
         except OnlineError as e:
             raise HTTPException(e.status, str(e)) from None
-        drawn = await asyncio.to_thread(render, data, (format,))
+        drawn = await asyncio.to_thread(lambda: render(read_store(self.store, spec, view), (format,)))
         return Response(drawn.documents[format], media_type=MEDIA_TYPES[format])
 
     @api.get("/v1/experiments/{name}/schedule", responses=_errors(404))

@@ -119,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FrontierHTTPError as e:
         print(f"frontier {args.command}: {e}", file=sys.stderr)
         return 2
-    except (SpecError, ResumeError, ValueError, FileNotFoundError) as e:
+    except (SpecError, ResumeError, ValueError, OSError) as e:  # OSError: files, and requests' errors
         print(f"frontier {args.command}: {e}", file=sys.stderr)
         return 2
 

@@ -224,9 +224,11 @@ class FrontierClient:
         result: dict[str, Any] = self._call("GET", path)
         return result
 
-    def report(self, experiment: str, fmt: str = "html") -> bytes:
-        """The experiment's report as HTML or PDF bytes."""
-        content: bytes = self._call("GET", f"/v1/experiments/{experiment}/report?format={fmt}", raw=True)
+    def report(self, experiment: str, fmt: str = "html", timeout_s: float = 300.0) -> bytes:
+        """The experiment's report as HTML or PDF bytes (drawing takes seconds: a long
+        timeout, and a timed-out request is not sent again)."""
+        path = f"/v1/experiments/{experiment}/report?format={fmt}"
+        content: bytes = self._call("GET", path, raw=True, timeout_s=timeout_s)
         return content
 
     def refine_profile(self, experiment: str, user_id: str) -> dict[str, Any]:
@@ -255,19 +257,22 @@ class FrontierClient:
         session: str | None = None,
         idempotent: bool = True,
         raw: bool = False,
+        timeout_s: float | None = None,
     ) -> Any:
         """Retry connection failures and 502/503/504 (and 500 when `idempotent`) with the
-        same body; raise other errors. The body read as JSON, or as bytes when `raw`."""
+        same body; raise other errors. The body read as JSON, or as bytes when `raw`.
+        `timeout_s` (default: the client's) for slow work, which a timeout does not retry."""
         retry = RETRY_STATUS_IDEMPOTENT if idempotent else RETRY_STATUS
         headers = {SESSION_HEADER: session} if session else None
+        wait_s = timeout_s or self.timeout_s
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
             try:
                 r = self.session.request(
-                    method, self.base_url + path, json=body, headers=headers, timeout=self.timeout_s
+                    method, self.base_url + path, json=body, headers=headers, timeout=wait_s
                 )
-            except (requests.ConnectionError, requests.Timeout):
-                if last:
+            except (requests.ConnectionError, requests.Timeout) as e:
+                if last or (timeout_s is not None and isinstance(e, requests.Timeout)):
                     raise
             else:
                 if r.status_code < 400:

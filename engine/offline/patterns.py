@@ -218,6 +218,7 @@ def _measure(
     if not options:
         return {**out, "rule": None, "gain": {"kind": None, "value": None}, "confidence": 0.0,
                 "note": "no trial of this pattern costs no more or reaches the global quality"}  # fmt: skip
+    out["gains"] = {k: g for k, g, _ in options}  # both, where a trial qualifies
     kind, gain, best = max(options, key=lambda o: o[1])
     if gain <= 0:
         return {**out, "rule": None, "gain": {"kind": kind, "value": 0.0}, "confidence": 0.0,

@@ -1,6 +1,7 @@
 """How a user's profile moved, feedback by feedback, and why (`frontier refine-profile`).
 
-The user's stored feedback is replayed in order into a fresh history per context, and
+The user's stored feedback is replayed in order into a fresh history per context (and
+per learner: each feedback with the learner of the variant that served it), and
 after each piece the preferred settings are recomputed as `profile` computes them: with
 the population model, the rater calibration and the weights of now, so every step
 differs from the one before only by that feedback. Each step names the parameter that
@@ -22,18 +23,20 @@ __all__ = ["profile_steps"]
 
 
 def profile_steps(exp: Experiment, user_id: str) -> list[dict[str, Any]]:
-    """One step per stored feedback of the user, oldest first."""
+    """One step per stored feedback of the user, oldest first, each explained with the
+    learner of the variant that served it."""
     weights = exp.store.preferences(exp.spec.name, user_id)
     rater = exp.raters.get(user_id, Rater())
-    key, model = exp.learner(exp.ab.current(user_id).label())
     space = exp.spec.search_space()
-    histories: dict[str, UserHistory] = {}
+    histories: dict[tuple[str, str], UserHistory] = {}
+    preferred: dict[tuple[str, str], dict[str, Any]] = {}  # after the last step, per learner and context
     steps = []
     for row in exp.store.feedback_since(exp.spec.name, 0, user_id=user_id):
         label = context_label(row["context"]) or ""
-        history = histories.setdefault(label, UserHistory())
+        key, model = exp.learner(row["variant"])
+        history = histories.setdefault((key, label), UserHistory())
         exp.ensure_context_model(label or None, key)
-        before, _, _ = model.recommend(rater, history, label or None, weights)
+        before = preferred.get((key, label)) or model.recommend(rater, history, label or None, weights)[0]
         feedback = stored_feedback(row)
         step: dict[str, Any] = {
             "seq": row["seq"],
@@ -50,6 +53,7 @@ def profile_steps(exp: Experiment, user_id: str) -> list[dict[str, Any]]:
             continue
         model.remember(history, row["params"], reward)
         after, mean, std = model.recommend(rater, history, label or None, weights)
+        preferred[key, label] = after
         moves = space.moves(before, after)
         step.update(
             reward=reward,
@@ -70,9 +74,15 @@ def _why(step: dict[str, Any], before: dict[str, Any], space: Space) -> str:
         return f"{said}: the preferred settings stay"
     name = max(step["moves"], key=step["moves"].__getitem__)
     rated, old, new = step["rated"], before[name], step["preferred"][name]
-    closer = space.moves(step["preferred"], rated)[name] < space.moves(before, rated)[name]
-    towards = "towards" if closer else "away from"
-    return f"{said} at {name}={_fmt(rated[name])}: {name} {_fmt(old)} -> {_fmt(new)}, {towards} it"
+    gap_after, gap_before = space.moves(step["preferred"], rated)[name], space.moves(before, rated)[name]
+    where = (
+        "towards it"
+        if gap_after < gap_before
+        else "away from it"
+        if gap_after > gap_before
+        else "as far from it"
+    )
+    return f"{said} at {name}={_fmt(rated[name])}: {name} {_fmt(old)} -> {_fmt(new)}, {where}"
 
 
 def _fmt(value: Any) -> str:

@@ -89,7 +89,7 @@ class FeedbackResult:
     status: Literal["recorded", "duplicate"]
     learnt: bool
     reason: str | None = None  # why it is not learnt
-    variant: str | None = None  # the variant of the suggestion it rates (metrics are tagged with it)
+    variant: str | None = None  # the rated suggestion's variant's name; None when nothing was stored
 
 
 def check_id(name: str, value: str, limit: int = MAX_ID) -> None:

@@ -22,7 +22,15 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from engine.experiments import DEFAULT_VARIANT, Assignment, Variant, VariantPatch, VariantSpec, check_layer
+from engine.experiments import (
+    DEFAULT_VARIANT,
+    Assignment,
+    Variant,
+    VariantPatch,
+    VariantSpec,
+    check_layer,
+    served_name,
+)
 from engine.experiments.schedule import Schedule
 from engine.online import lifecycle
 from engine.online.explain import profile_steps
@@ -441,7 +449,7 @@ class OnlineEngine:
             self._experiment(suggestion["experiment"])  # syncs: the model learns it now
         else:
             exp.unlearnt = True  # a suggest syncs first
-        return FeedbackResult("recorded", not_learnt is None, not_learnt, suggestion["variant"])
+        return FeedbackResult("recorded", not_learnt is None, not_learnt, served_name(suggestion["variant"]))
 
     def _same_as_stored(self, suggestion_id: str, key: str, feedback: Feedback) -> bool:
         stored = self.store.feedback_for(suggestion_id, key)
@@ -465,23 +473,24 @@ class OnlineEngine:
         return full
 
     def best_settings(self, experiment: str) -> dict[str, dict[str, Any]]:
-        """Per rated context ("default" for none), the settings the experiment's learner
+        """Per context whose model is held in memory ("default" for none: at most
+        `max_context_models`, none rebuilt for this), the settings the experiment's learner
         serves a user it knows nothing of, with their expected reward and its std."""
         exp = self._experiment(experiment)
         found = {}
-        for label in sorted(exp.model.rated):
-            exp.ensure_context_model(label or None)
+        for label in sorted(exp.model.contexts):
             params, mean, std = exp.model.recommend(Rater(), UserHistory(), label or None)
             found[label or "default"] = {"params": params, "expected_reward": mean, "std": std}
         return found
 
     def calibrations(self, experiment: str) -> list[dict[str, Any]]:
-        """Per rating user: their ratings, and how they rate against the population (bias
-        in reward units, scale of their spread; both shrunk towards 0 and 1)."""
+        """Per user with rewarded feedback (ratings, signals, metrics): how many, and how
+        they rate against the population (bias in reward units, scale of their spread;
+        both shrunk towards 0 and 1)."""
         exp = self._experiment(experiment)
         fitted = exp.model.global_model.priors
         return [
-            {"user_id": user, "ratings": r.count, "bias": r.bias(fitted), "scale": r.scale(fitted)}
+            {"user_id": user, "rewards": r.count, "bias": r.bias(fitted), "scale": r.scale(fitted)}
             for user, r in exp.raters.items()
         ]
 

@@ -3,8 +3,9 @@
 Every Ray node exports them on its Prometheus endpoint (`ray start --head
 --metrics-export-port=8080`, then `curl 127.0.0.1:8080/metrics`) with the prefix `ray_`,
 and the dashboard's Metrics page charts them once Prometheus and Grafana are set up as
-Ray's docs describe. Each process reports its own series (tagged `WorkerId`): sum them
-across Serve replicas.
+Ray's docs describe. Each process reports its own series (tagged `WorkerId`): sum
+counters and the held-in-memory gauges across Serve replicas; `frontier_contexts` is the
+experiment's count as each replica knows it (take the max).
 
 Ray exports a histogram's buckets and count exactly but approximates its `_sum` from the
 buckets, so exact sums (stars given) are counters of their own: the mean rating of a
@@ -103,8 +104,9 @@ class ServeMetrics:
     def suggestion(self, experiment: str, variant: str) -> None:
         self.suggestions.inc(tags={"experiment": experiment, "variant": variant})
 
-    def feedback_stored(self, experiment: str, variant: str | None, feedback: Feedback) -> None:
-        tags = {"experiment": experiment, "variant": variant or "none"}
+    def feedback_stored(self, experiment: str, variant: str, feedback: Feedback) -> None:
+        """`variant`: its name, as suggestions are tagged (versions of a variant add up)."""
+        tags = {"experiment": experiment, "variant": variant}
         for kind in feedback_kinds(feedback):
             self.feedback.inc(tags={**tags, "kind": kind})
         if feedback.rating is not None:

@@ -4,7 +4,7 @@ PDF), and its tables exported."""
 from engine.report.agreement import AGREEMENT_BINS, rater_agreement
 from engine.report.document import FORMATS, MEDIA_TYPES, Report, render, write_report
 from engine.report.export import DECISIONS, EXPORTED, export_experiment, stored_spec
-from engine.report.gather import ReportData, gather
+from engine.report.gather import ReportData, gather, learnt, read_store
 from engine.report.status import CONVERGED_LAST, CONVERGED_STARS, TREND_BUCKET, status
 from engine.report.summary import LOW_STARS, feedback_summary
 
@@ -23,7 +23,9 @@ __all__ = [
     "export_experiment",
     "feedback_summary",
     "gather",
+    "learnt",
     "rater_agreement",
+    "read_store",
     "render",
     "status",
     "stored_spec",

@@ -38,7 +38,7 @@ td, th { border: 1px solid #ccc; padding: 2px 6px; text-align: right; }
 
 @dataclass(frozen=True)
 class Report:
-    """The report in each format asked for: `html` (text) and `pdf` (bytes)."""
+    """The report in each format asked for, as bytes: `html` (UTF-8) and `pdf`."""
 
     documents: dict[str, bytes]
 
@@ -135,7 +135,7 @@ def _png(figure: Figure) -> bytes:
 def _pdf(data: ReportData, drawn: list[Section]) -> bytes:
     buffer = io.BytesIO()
     metadata: dict[str, Any] = {"Title": f"Frontier report: {data.spec.name}", "Creator": "Frontier"}
-    with matplotlib.rc_context({"pdf.fonttype": 42}), PdfPages(buffer, metadata=metadata) as pdf:
+    with PdfPages(buffer, metadata=metadata) as pdf:
         lines = [f"Generated {_when(data)} from the experiment's stored events.", ""]
         lines += [f"{k}: {v}" for k, v in _numbers(data)]
         pdf.savefig(_text_page(f"Frontier report: {data.spec.name}", lines))

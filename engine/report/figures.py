@@ -14,6 +14,7 @@ import optuna
 import pandas as pd
 from matplotlib.figure import Figure
 
+from engine.experiments import served_name
 from engine.offline.pareto import feasible, front, hypervolume_history, knee, metric_column, select_by_weights
 from engine.report.gather import ReportData
 from engine.report.summary import t_interval
@@ -90,10 +91,11 @@ def pareto(data: ReportData) -> Section:
             setter(m.name)
     weights = ", ".join(f"{k} {v:g}" for k, v in spec.weights().items())
     caption = (
-        f"The newest run, {run.run_id} ({run.searcher}, {len(trials)} trials): each grey dot is a "
-        "trial, the blue ones the trials no other beats on every metric (the front; with three "
-        "metrics, 2-D views of it and a 3-D one). The star is the front point preferred "
-        f"under the experiment's weights ({weights}); the diamond is the knee, the point with the "
+        f"The newest run with a feasible trial, {run.run_id} ({run.searcher}, {len(trials)} trials): "
+        "each grey dot is a trial, the blue ones the trials no other beats on every metric (the "
+        "front; with three metrics or more, 2-D views of the first pairs and a 3-D view of the "
+        "first three). The star is the front point preferred under the experiment's weights "
+        f"({weights}); the diamond is the knee, the point with the "
         "best equally weighted gain. Read along the front what one metric costs in another."
     )
     return Section(title, caption, fig)
@@ -127,9 +129,13 @@ def hypervolume(data: ReportData) -> Section:
 def importance(data: ReportData) -> Section:
     title = "Parameter importance (fANOVA)"
     spec, metrics = data.spec, data.spec.metrics
+    space = spec.search_space()
     frames = [r.trials[feasible(r.trials, metrics)] for r in data.runs]
-    trials = pd.concat(frames) if frames else pd.DataFrame()
-    distributions = spec.search_space().optuna_distributions()
+    pooled = pd.concat(frames) if frames else pd.DataFrame()
+    inside = [space.contains({**space.fixed, **_params(row, space.free)}) for _, row in pooled.iterrows()]
+    trials = pooled[inside] if len(pooled) else pooled  # a run of a wider space than the stored spec's
+    outside = len(pooled) - len(trials)
+    distributions = space.optuna_distributions()
     if len(trials) < MIN_TRIALS_FOR_IMPORTANCE or len(distributions) < 2:
         return Section(title, "", missing=(
             f"{len(trials)} feasible trials are published; parameter importance needs at least "
@@ -137,7 +143,7 @@ def importance(data: ReportData) -> Section:
     study = optuna.create_study(directions=["minimize"] * len(metrics))
     for _, row in trials.iterrows():
         study.add_trial(optuna.trial.create_trial(
-            params={p: _native(row[f"param.{p}"]) for p in distributions},
+            params=_params(row, list(distributions)),
             distributions=distributions,
             values=[float(row[metric_column(m.name)]) for m in metrics],
         ))  # fmt: skip
@@ -158,7 +164,9 @@ def importance(data: ReportData) -> Section:
     ax.set_xlabel("share of the metric's variance explained (fANOVA, Optuna)")
     ax.legend(fontsize=8)
     caption = (
-        f"Over {len(trials)} feasible trials of every published run, how much of each metric's "
+        f"Over {len(trials)} feasible trials of every published run"
+        + (f" ({outside} outside the experiment's space left out)" if outside else "")
+        + ", how much of each metric's "
         "variance each parameter explains (Optuna's fANOVA on a random forest, per metric, "
         "normalised to sum to 1). Tune the long bars first; a parameter with short bars on "
         "every metric can be fixed."
@@ -170,14 +178,15 @@ def _target(i: int) -> Callable[[optuna.trial.FrozenTrial], float]:
     return lambda t: float(t.values[i])
 
 
-def _native(value: object) -> object:
-    return value.item() if isinstance(value, np.generic) else value
+def _params(row: pd.Series, names: list[str]) -> dict[str, object]:
+    values = {p: row.get(f"param.{p}") for p in names}
+    return {p: v.item() if isinstance(v, np.generic) else v for p, v in values.items()}
 
 
 def trend(data: ReportData) -> Section:
     title = "Rating trend and convergence"
     rated, found = data.rated, data.status
-    if not len(rated):
+    if not len(rated) or not found.get("ratings"):  # read apart: the status may predate a first rating
         return Section(
             title, "", missing="No ratings yet: the trend and convergence appear with the first ratings."
         )
@@ -218,7 +227,7 @@ def trend(data: ReportData) -> Section:
 def variants(data: ReportData) -> Section:
     title = "Variants compared"
     rated = data.rated
-    names = rated["variant"].fillna("default").str.split("@").str[0] if len(rated) else pd.Series(dtype=str)
+    names = rated["variant"].map(served_name) if len(rated) else pd.Series(dtype=str)
     if names.nunique() < 2:
         return Section(title, "", missing=(
             "This experiment has no variants with ratings to compare (one or none): create them with "
@@ -278,17 +287,17 @@ def best_settings(data: ReportData) -> Section:
 def calibration(data: ReportData) -> Section:
     title = "Rater calibration"
     raters = pd.DataFrame(data.calibrations)
-    if not len(raters) or raters["ratings"].max() < 2:
-        return Section(title, "", missing="No user has rated twice yet: calibration needs repeated ratings.")
+    if not len(raters) or raters["rewards"].max() < 2:
+        return Section(title, "", missing="No user has given feedback twice yet: calibration needs repeats.")
     fig = Figure(figsize=(7, 4), layout="constrained")
     ax = fig.add_subplot()
-    ax.scatter(raters["bias"], raters["scale"], s=10 + 6 * raters["ratings"], alpha=0.6)
+    ax.scatter(raters["bias"], raters["scale"], s=10 + 6 * raters["rewards"], alpha=0.6)
     ax.axvline(0.0, color="0.5", lw=1)
     ax.axhline(1.0, color="0.5", lw=1)
     ax.set_xlabel("bias (reward units; > 0: rates more generously than the population)")
     ax.set_ylabel("scale (spread against the population's)")
     caption = (
-        f"One dot per rating user ({len(raters)}), sized by their ratings. The learner removes each "
+        f"One dot per user ({len(raters)}), sized by their rated feedback. The learner removes each "
         "user's bias and divides by their scale before learning, so a harsh or a generous rater "
         "weighs as much as anyone; both are shrunk towards 0 and 1 until a user has rated often."
     )

@@ -1,7 +1,7 @@
-"""What a report shows, read at one moment: the store's trials and ratings, the status
-numbers, and what the engine's learner makes of them. Reading is quick and uses the engine
-(not thread-safe); drawing (engine.report.figures) is slow and pure, so a Serve replica
-reads on its event loop and draws in a thread."""
+"""What a report shows: the store's trials and ratings, the status numbers, and what the
+engine's learner makes of them. Only `learnt` uses the engine (not thread-safe, quick), so
+a Serve replica asks it on its event loop, then reads the store and draws
+(engine.report.figures: slow, pure) in a thread."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from engine.offline.pareto import metric_column
 from engine.online import OnlineEngine
 from engine.report.status import status
 from engine.spec import ExperimentSpec
+from engine.store import EventStore
 
-__all__ = ["ReportData", "Run", "gather"]
+__all__ = ["ReportData", "Run", "gather", "learnt", "read_store"]
 
 
 @dataclass(frozen=True)
@@ -40,21 +41,35 @@ class ReportData:
 
 
 def gather(engine: OnlineEngine, spec: ExperimentSpec) -> ReportData:
-    store, name = engine.store, spec.name
+    """Everything at once (the CLI's way)."""
+    return read_store(engine.store, spec, learnt(engine, spec.name))
+
+
+def learnt(engine: OnlineEngine, name: str) -> dict[str, Any]:
+    """What the engine's learner holds (quick; on the engine's thread)."""
+    return {"best": engine.best_settings(name), "calibrations": engine.calibrations(name)}
+
+
+def read_store(store: EventStore, spec: ExperimentSpec, learnt: dict[str, Any]) -> ReportData:
+    """The store's trials and ratings, and the status numbers (from any thread: the store's
+    connections are pooled). Read one after the other, they may differ by what was written
+    in between; each plot says what it shows."""
+    name = spec.name
     searchers = {row["run_id"]: row["searcher"] for row in store.events("runs", experiment=name)}
     runs = [
         Run(run_id, searchers.get(run_id, "unknown searcher"), _trials(rows, spec))
         for run_id, rows in store.published_runs(name).items()
     ]
+    found = status(store, spec)
     feedback = pd.DataFrame(store.feedback_since(name, 0))
     rated = feedback[feedback["rating"].notna()] if len(feedback) else feedback
     return ReportData(
         spec=spec,
-        status=status(store, spec),
+        status=found,
         runs=runs,
         rated=rated.reset_index(drop=True),
-        best=engine.best_settings(name),
-        calibrations=engine.calibrations(name),
+        best=learnt["best"],
+        calibrations=learnt["calibrations"],
         generated_at=time.time(),
     )
 

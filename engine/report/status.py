@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from engine.experiments import served_name
 from engine.online.protocol import context_label
 from engine.report.agreement import rater_agreement
 from engine.spec import CategoricalParam, ExperimentSpec, Space
@@ -59,7 +60,7 @@ def status(store: EventStore, spec: ExperimentSpec) -> dict[str, Any]:
     out["convergence"]["score"] = float((last >= CONVERGED_STARS).mean())
     out["by_parameter"] = _by_choice(rated, spec)
     out["by_context"] = _grouped(rated, rated["context"].map(context_label).fillna("default"))
-    out["by_variant"] = _grouped(rated, rated["variant"].fillna("default").str.rpartition("@")[0])
+    out["by_variant"] = _grouped(rated, rated["variant"].map(served_name))
     out["trend"] = _trend(stars)
     out["rater_agreement"] = rater_agreement(rated, spec)
     out["signals"] = _signals(feedback, suggestions, spec)
@@ -129,5 +130,5 @@ def _signals(feedback: pd.DataFrame, suggestions: pd.DataFrame, spec: Experiment
 def _most_changed(space: Space, before: dict[str, Any], after: dict[str, Any]) -> str | None:
     """The parameter that moved most in the unit cube (a categorical change counts as 1)."""
     moves = space.moves(before, after)
-    name = max(moves, key=moves.__getitem__)
-    return name if moves[name] > 0 else None
+    name = max(moves, key=moves.__getitem__, default=None)
+    return name if name is not None and moves[name] > 0 else None
