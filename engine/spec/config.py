@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from engine.spec.refs import REF_PATTERN, import_ref
 from engine.spec.space import Param, Space
 
-SearcherName = Literal["tpe", "nsga2", "gp", "random", "qmc", "pymoo-nsga2"]
+SearcherName = Literal["auto", "tpe", "nsga2", "gp", "random", "qmc", "pymoo-nsga2"]
 SEARCHERS: tuple[str, ...] = get_args(SearcherName)
 _CONSTRAINT = re.compile(r"^\s*(?:(?P<name>[A-Za-z_]\w*)\s*)?(?P<op><=|>=)\s*(?P<bound>[-+0-9.eE]+)\s*$")
 
@@ -295,7 +295,7 @@ class ExperimentSpec(_Model):
         default=None, description="parameters to search; defaults to the objective's own space"
     )
     metrics: list[MetricSpec] = Field(min_length=1)
-    searcher: SearcherSpec = Field(default_factory=lambda: SearcherSpec(name="tpe"))
+    searcher: SearcherSpec = Field(default_factory=lambda: SearcherSpec(name="auto"))
     budget: Budget
     concurrency: int = Field(default=1, ge=1, le=1024)
     resources: Resources = Field(default_factory=Resources)

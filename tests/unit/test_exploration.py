@@ -13,7 +13,7 @@ from engine.offline import Exploration, ResumeError, TrialResult
 from engine.spec import parse_spec
 
 
-def spec(searcher: str = "tpe", trials: int = 12) -> Any:
+def spec(searcher: str = "tpe", trials: int = 12, options: dict[str, Any] | None = None) -> Any:
     return parse_spec(
         {
             "name": "toy",
@@ -22,7 +22,7 @@ def spec(searcher: str = "tpe", trials: int = 12) -> Any:
                 {"name": "f1", "direction": "min", "reference": 1.1},
                 {"name": "f2", "direction": "min", "reference": 10.0, "constraint": "<= 4.0"},
             ],
-            "searcher": {"name": searcher},
+            "searcher": {"name": searcher, "options": options or {}},
             "budget": {"trials": trials},
             "seed": 3,
             "preference": {"f1": 1.0},
@@ -97,16 +97,24 @@ def test_bad_metrics_are_failures_not_crashes(tmp_path: Path) -> None:
     assert x.next_trial() is None and x.done()
 
 
-def test_resume_after_a_crash_replays_to_the_same_exploration(tmp_path: Path) -> None:
-    whole = Exploration(spec(), tmp_path / "whole")
+# auto: the crash falls in its GP phase, and the resumed run goes on into NSGA-II
+RESUMED = {"tpe": {}, "auto": {"startup": 3, "gp_until": 7, "population_size": 4}}
+
+
+@pytest.mark.parametrize("searcher", RESUMED)
+def test_resume_after_a_crash_replays_to_the_same_exploration(tmp_path: Path, searcher: str) -> None:
+    def again() -> Any:
+        return spec(searcher, options=RESUMED[searcher])
+
+    whole = Exploration(again(), tmp_path / "whole")
     run(whole)
 
-    first = Exploration(spec(), tmp_path / "crashed")
+    first = Exploration(again(), tmp_path / "crashed")
     run(first, limit=5)
     first.close()  # a crash: nothing written but the journal
     with pytest.raises(ResumeError, match="--resume"):
-        Exploration(spec(), tmp_path / "crashed")
-    resumed = Exploration(spec(), tmp_path / "crashed", resume=True)
+        Exploration(again(), tmp_path / "crashed")
+    resumed = Exploration(again(), tmp_path / "crashed", resume=True)
     assert len(resumed.results) == 5
     assert resumed.run_id == first.run_id != whole.run_id  # publishing goes on under one run
     run(resumed)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from engine.offline.searchers import SEARCHERS, Searcher, make_searcher
+from engine.offline.searchers import SEARCHERS, AutoSearcher, Searcher, make_searcher
 from engine.spec import CategoricalParam, FixedParam, FloatParam, IntParam, MetricSpec, Space
 
 SPACE = Space(
@@ -25,7 +25,12 @@ METRICS = [
         {"name": "f2", "direction": "max", "reference": -10.0, "constraint": ">= -2.0"}
     ),
 ]
-OPTIONS = {"nsga2": {"population_size": 6}, "pymoo-nsga2": {"pop_size": 6}, "gp": {"n_startup_trials": 4}}
+OPTIONS = {
+    "nsga2": {"population_size": 6},
+    "pymoo-nsga2": {"pop_size": 6},
+    "gp": {"n_startup_trials": 4},
+    "auto": {"startup": 4, "gp_until": 10, "population_size": 6},  # every phase within 24 trials
+}
 
 
 def evaluate(params: dict) -> dict[str, float] | None:
@@ -94,8 +99,9 @@ def test_state_round_trip_continues_identically(name: str) -> None:
 
 
 # the searchers that learn from results, with the trials they sample before they do: TPE's
-# 10 start-up trials, a population of 6 (gp learns too, but is too slow to run twice here)
-STARTUP = {"tpe": 10, "nsga2": 6, "pymoo-nsga2": 6}
+# 10 start-up trials, a population of 6, auto's 4 Sobol points (gp learns too, but is too
+# slow to run twice here; auto runs it for 6 trials)
+STARTUP = {"tpe": 10, "nsga2": 6, "pymoo-nsga2": 6, "auto": 4}
 
 
 @pytest.mark.parametrize("name", STARTUP)
@@ -143,3 +149,30 @@ def test_unknown_searcher_and_bad_options() -> None:
         make_searcher("tpe", SPACE, METRICS, options={"no_such_option": 1})
     with pytest.raises(ValueError, match=r"searcher\.options"):
         make_searcher("pymoo-nsga2", SPACE, METRICS, options={"no_such_option": 1})
+
+
+def test_auto_switches_samplers_on_one_shared_history() -> None:
+    """Sobol, then GP, then NSGA-II by trials told; each phase's study holds every trial told
+    before it, and a trial asked in one phase and told in the next reaches the new one."""
+    searcher = build("auto")  # 4 Sobol, GP until 10 told, populations of 6
+    assert isinstance(searcher, AutoSearcher)
+    drive(searcher, 4, batch=1)
+    assert searcher.phase == "gp"
+    drive(searcher, 5, batch=1)
+    first, second = searcher.ask(2)  # both from the GP study: 9 told
+    searcher.tell(first.trial_id, evaluate(first.params))
+    assert searcher.phase == "nsga2"
+    (third,) = searcher.ask(1)
+    study = searcher._study
+    assert len([t for t in study.trials if t.state.is_finished()]) == 10  # none starts cold
+    searcher.tell(second.trial_id, evaluate(second.params))  # asked by GP, learnt by NSGA-II
+    assert len([t for t in study.trials if t.state.is_finished()]) == 11
+    searcher.tell(third.trial_id, evaluate(third.params))
+    assert all(SPACE.contains(p) for p in drive(searcher, 12))
+
+
+def test_auto_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="unknown \\['pop'\\]"):
+        make_searcher("auto", SPACE, METRICS, options={"pop": 3})
+    with pytest.raises(ValueError, match="whole numbers"):
+        make_searcher("auto", SPACE, METRICS, options={"population_size": 1})

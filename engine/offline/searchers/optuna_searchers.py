@@ -16,6 +16,8 @@ from optuna.trial import TrialState
 from engine.offline.searchers.base import Searcher, Trial
 from engine.spec import MetricSpec, Space
 
+__all__ = ["OptunaSearcher", "tell_optuna"]
+
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
@@ -38,6 +40,24 @@ def _sampler(name: str, seed: int, options: Mapping[str, Any]) -> optuna.sampler
         opts.setdefault("warn_asynchronous_seeding", False)
         return optuna.samplers.QMCSampler(seed=seed, **opts)
     raise ValueError(f"unknown Optuna searcher {name!r}")
+
+
+def tell_optuna(
+    study: optuna.Study,
+    trial: optuna.trial.Trial,
+    metrics: Sequence[MetricSpec],
+    values: Mapping[str, float] | None,
+    ordered: list[float] | None,
+) -> None:
+    """Tell Optuna a finished trial: failed (`values` None), or its values in the study's
+    order with each constraint's violation, which Optuna's samplers read."""
+    if values is None or ordered is None:
+        study.tell(trial, state=TrialState.FAIL)
+        return
+    for m in metrics:
+        if m.constraint:
+            trial.set_constraint(m.name, m.constraint.violation(values[m.name]))
+    study.tell(trial, ordered)
 
 
 class OptunaSearcher(Searcher):
@@ -75,14 +95,8 @@ class OptunaSearcher(Searcher):
         trial = self._running.pop(trial_id, None)
         if trial is None:
             raise KeyError(f"trial {trial_id!r} is not pending in this searcher")
-        if values is None:
-            self._study.tell(trial, state=TrialState.FAIL)
-            return
-        ordered = self._check_values(trial_id, values)
-        for m in self.metrics:
-            if m.constraint:
-                trial.set_constraint(m.name, m.constraint.violation(values[m.name]))
-        self._study.tell(trial, ordered)
+        ordered = None if values is None else self._check_values(trial_id, values)
+        tell_optuna(self._study, trial, self.metrics, values, ordered)
 
     def pending(self) -> list[Trial]:
         return [Trial(tid, {**self.space.fixed, **t.params}) for tid, t in self._running.items()]
