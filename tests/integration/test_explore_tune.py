@@ -76,3 +76,18 @@ def test_failing_trials_are_recorded_and_do_not_stop_the_run(tmp_path: Path) -> 
     assert (failed["param.color_precision"] == 0).all()
     assert failed["error"].str.contains("color_precision").all()
     assert summary.completed + summary.infeasible == 12 - len(failed)
+
+
+def test_auto_runs_on_tune_at_concurrency_2(tmp_path: Path) -> None:
+    """`auto` through all three phases with two trials in flight: the budget is kept, no
+    trial runs twice, and every trial lies in the space."""
+    spec = zdt1("auto", trials=24, concurrency=2)
+    phases = {"startup": 4, "gp_until": 10, "population_size": 6}
+    spec = spec.model_copy(update={"searcher": spec.searcher.model_copy(update={"options": phases})})
+    summary = explore(spec, tmp_path, runner=run_on_tune, progress=False)
+    trials = pd.read_parquet(tmp_path / "trials.parquet")
+    assert len(trials) == 24 == summary.trials and trials["trial_id"].is_unique
+    space = spec.search_space()
+    params = trials[[c for c in trials if c.startswith("param.")]].rename(columns=lambda c: c[6:])
+    assert all(space.contains({**space.fixed, **row}) for row in params.to_dict("records"))
+    assert summary.hypervolume > 0
