@@ -28,7 +28,9 @@ from engine.offline import HypervolumeTracker, explore, run_local
 from engine.spec import ExperimentSpec, MetricSpec, Space, parse_spec
 from objectives.images import DEFAULT_IMAGES
 
-SYNTHETIC = {"zdt1": "ZDT1", "zdt2": "ZDT2", "zdt3": "ZDT3", "dtlz2": "DTLZ2"}
+SYNTHETIC = {
+    "zdt1": "ZDT1", "zdt2": "ZDT2", "zdt3": "ZDT3", "dtlz2": "DTLZ2", "dtlz4": "DTLZ4", "wfg2": "WFG2",
+}  # fmt: skip
 PROBLEMS = (*SYNTHETIC, "vectorize")
 OURS = ("auto", "tpe", "nsga2", "pymoo-nsga2", "random", "qmc", "gp")
 RAW = ("optuna-tpe", "optuna-nsga2", "pymoo-raw")
@@ -197,10 +199,10 @@ class UnitCubeObjective(ElementwiseProblem):
 
 
 def pymoo_problem(problem: str, spec: ExperimentSpec) -> Problem:
-    """pymoo's own ZDT/DTLZ (6 variables, as objectives.synthetic), or vectorize on the cube."""
+    """pymoo's own ZDT/DTLZ/WFG (6 variables, as objectives.synthetic), or vectorize on the cube."""
     if problem == "vectorize":
         return UnitCubeObjective(spec.objective.build(), spec.search_space(), spec.metrics)
-    kwargs = {"n_obj": len(spec.metrics)} if problem.startswith("dtlz") else {}
+    kwargs = {} if problem.startswith("zdt") else {"n_obj": len(spec.metrics)}
     return get_problem(problem, n_var=objectives.synthetic.N_VAR, **kwargs)
 
 

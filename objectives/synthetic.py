@@ -53,12 +53,13 @@ class _PymooProblem:
     def __init__(self, **options: Any) -> None:
         _reject_options(type(self).__name__, options)
         kwargs: dict[str, Any] = {"n_var": N_VAR}
-        if self._problem_name.startswith("dtlz"):
+        if not self._problem_name.startswith("zdt"):
             kwargs["n_obj"] = self._n_obj
         self.problem = get_problem(self._problem_name, **kwargs)
 
     def evaluate(self, params: dict[str, Any]) -> dict[str, float]:
-        x = _unit_vector(params, list(self.space), self.default_value)
+        u = _unit_vector(params, list(self.space), self.default_value)
+        x = self.problem.xl + u * (self.problem.xu - self.problem.xl)  # WFG's bounds are [0, 2i]
         f = np.asarray(self.problem.evaluate(x[None, :], return_values_of=["F"]))[0]
         return {f"f{i + 1}": float(v) for i, v in enumerate(f)}
 
@@ -102,17 +103,15 @@ class ZDT3(_ZDT):
         return np.asarray(self.problem.pareto_front(n_points=n_points, use_cache=False))
 
 
-class DTLZ2(_PymooProblem):
-    """Three objectives on the unit sphere octant: f1^2 + f2^2 + f3^2 = 1."""
+class _ThreeObjectives(_PymooProblem):
+    """Three minimised objectives; fronts sampled on a Das-Dennis lattice."""
 
-    _problem_name = "dtlz2"
     _n_obj = 3
     metrics: ClassVar[dict[str, tuple[str, str]]] = {
         "f1": ("min", ""),
         "f2": ("min", ""),
         "f3": ("min", ""),
     }
-    reference_point: ClassVar[tuple[float, ...]] = (1.1, 1.1, 1.1)
 
     def true_front(self, n_points: int = 200) -> np.ndarray:
         """At most `n_points` Das-Dennis points (the largest lattice that fits; 190 for 200)."""
@@ -125,6 +124,29 @@ class DTLZ2(_PymooProblem):
             partitions += 1
         ref_dirs = get_reference_directions("das-dennis", 3, n_partitions=partitions)
         return np.asarray(self.problem.pareto_front(ref_dirs, use_cache=False))
+
+
+class DTLZ2(_ThreeObjectives):
+    """Three objectives on the unit sphere octant: f1^2 + f2^2 + f3^2 = 1."""
+
+    _problem_name = "dtlz2"
+    reference_point: ClassVar[tuple[float, ...]] = (1.1, 1.1, 1.1)
+
+
+class DTLZ4(_ThreeObjectives):
+    """DTLZ2's sphere, reached through x^100: most points crowd onto the front's edges, so a
+    searcher must keep diversity."""
+
+    _problem_name = "dtlz4"
+    reference_point: ClassVar[tuple[float, ...]] = (1.1, 1.1, 1.1)
+
+
+class WFG2(_ThreeObjectives):
+    """A convex, disconnected front scaled to f_m in [0, 2m] (variables in [0, 2i], read
+    from the unit cube)."""
+
+    _problem_name = "wfg2"
+    reference_point: ClassVar[tuple[float, ...]] = (2.2, 4.4, 6.6)
 
 
 class Trivial:

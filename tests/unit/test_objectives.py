@@ -13,6 +13,8 @@ from PIL import Image as PILImage
 
 from objectives import (
     DTLZ2,
+    DTLZ4,
+    WFG2,
     ZDT1,
     ZDT2,
     ZDT3,
@@ -237,6 +239,11 @@ def dtlz2(x: np.ndarray) -> tuple[float, float, float]:
     return (1 + g) * np.cos(a) * np.cos(b), (1 + g) * np.cos(a) * np.sin(b), (1 + g) * np.sin(a)
 
 
+def dtlz4(x: np.ndarray) -> tuple[float, float, float]:
+    """DTLZ2 with each position variable raised to the power 100 (the same paper)."""
+    return dtlz2(np.concatenate([x[:2] ** 100, x[2:]]))
+
+
 @pytest.mark.parametrize(
     ("cls", "formula"),
     [
@@ -244,6 +251,7 @@ def dtlz2(x: np.ndarray) -> tuple[float, float, float]:
         (ZDT2, lambda x: zdt(x, lambda f, g: 1 - (f / g) ** 2)),
         (ZDT3, lambda x: zdt(x, lambda f, g: 1 - np.sqrt(f / g) - f / g * np.sin(10 * np.pi * f))),
         (DTLZ2, dtlz2),
+        (DTLZ4, dtlz4),
     ],
 )
 def test_synthetic_problems_follow_their_published_formulas(cls: Any, formula: Any) -> None:
@@ -266,7 +274,16 @@ def test_fronts_have_known_shapes() -> None:
     assert ZDT1().true_front(20).shape == (20, 2)  # not pymoo's cached first answer
 
 
-@pytest.mark.parametrize("cls", [ZDT1, ZDT2, ZDT3, DTLZ2, Trivial])
+def test_wfg2_reads_its_variables_from_the_unit_cube() -> None:
+    """WFG2's variable i lies in [0, 2i]: 0.5 in the unit cube is i there."""
+    problem = WFG2()
+    got = problem.evaluate({f"x{i}": 0.5 for i in range(6)})
+    want = problem.problem.evaluate(np.arange(1, 7, dtype=float)[None, :], return_values_of=["F"])[0]
+    assert [got["f1"], got["f2"], got["f3"]] == pytest.approx(list(want))
+    assert WFG2().true_front(200).max(axis=0) == pytest.approx([2.0, 4.0, 6.0])
+
+
+@pytest.mark.parametrize("cls", [ZDT1, ZDT2, ZDT3, DTLZ2, DTLZ4, WFG2, Trivial])
 def test_reference_point_is_dominated_by_front(cls: Any) -> None:
     front = cls().true_front()
     assert len(cls.reference_point) == len(cls.metrics)
@@ -284,7 +301,7 @@ def test_synthetic_rejects_out_of_range_and_options() -> None:
 # ---------------------------------------------------------------- the contract
 
 
-@pytest.mark.parametrize("cls", [Vectorize, Codec, ZDT1, ZDT2, ZDT3, DTLZ2, Trivial])
+@pytest.mark.parametrize("cls", [Vectorize, Codec, ZDT1, ZDT2, ZDT3, DTLZ2, DTLZ4, WFG2, Trivial])
 def test_contract(cls: Any) -> None:
     for name, (direction, unit) in cls.metrics.items():
         assert isinstance(name, str) and direction in ("min", "max") and isinstance(unit, str)
