@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks.pareto [--quick] [--seeds N] [--problems zdt1 vectorize ...]
                                           [--out benchmarks/results/pareto.md]
 
-Hypervolume after 100/200/500 evaluations on ZDT1-3, DTLZ2 and a small vectorize, for each
+Hypervolume after 100/200/500 evaluations on ZDT1-3, DTLZ2, DTLZ4, WFG2 and a small vectorize, for each
 of our searchers (through the engine's bookkeeping, `explore(runner=run_local)`) and for raw
 Optuna / pymoo loops that never touch the engine. Same spaces, same references, same
 hypervolume code (`engine.offline.HypervolumeTracker`) for all.
