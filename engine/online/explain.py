@@ -59,7 +59,7 @@ def profile_steps(exp: Experiment, user_id: str) -> list[dict[str, Any]]:
             reward=reward,
             preferred=after,
             expected_reward=mean,
-            confidence=float(max(0.0, 1.0 - std / model.prior_std)),
+            confidence=model.confidence(std),
             moves={n: m for n, m in moves.items() if m > 0},
         )
         step["why"] = _why(step, before, space)

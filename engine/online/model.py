@@ -291,3 +291,11 @@ class OnlineModel:
         x, arms, mean, std = self._scored(rater, history, context, np.random.default_rng(0), (), weights)
         i = int(np.argmax(mean))
         return self.encoding.decode(x[i], int(arms[i])), float(mean[i]), float(std[i])
+
+    def for_new_user(self, context: str | None) -> tuple[dict[str, Any], float, float]:
+        """`recommend` for a user it knows nothing of: the context's (or global) optimum."""
+        return self.recommend(Rater(), UserHistory(), context)
+
+    def confidence(self, std: float) -> float:
+        """How much a user's ratings narrowed a prediction: 1 - std / prior std, at least 0."""
+        return float(max(0.0, 1.0 - std / self.prior_std))

@@ -51,7 +51,6 @@ from engine.online.protocol import (
 from engine.online.rater import Rater
 from engine.online.rewards import Feedback
 from engine.online.state import Experiment
-from engine.online.user_gp import UserHistory
 from engine.routing import routing_key
 from engine.spec import MAX_CONTEXT_LABEL, ExperimentSpec
 from engine.store import EventStore
@@ -368,7 +367,7 @@ class OnlineEngine:
 
     def _opted_out(self, exp: Experiment, label: str | None, now: float) -> Suggestion:
         exp.ensure_context_model(label)
-        params = exp.model.recommend(Rater(), UserHistory(), label)[0]
+        params = exp.model.for_new_user(label)[0]
         self.store.count(exp.spec.name, "opted_out_suggestions", _day(now))
         return Suggestion(
             suggestion_id=OPTED_OUT + uuid.uuid4().hex,
@@ -479,7 +478,7 @@ class OnlineEngine:
         exp = self._experiment(experiment)
         found = {}
         for label in sorted(exp.model.contexts):
-            params, mean, std = exp.model.recommend(Rater(), UserHistory(), label or None)
+            params, mean, std = exp.model.for_new_user(label or None)
             found[label or "default"] = {"params": params, "expected_reward": mean, "std": std}
         return found
 
@@ -526,7 +525,7 @@ class OnlineEngine:
                 "samples": len(history),
                 "preferred": params,
                 "expected_reward": mean,
-                "confidence": float(max(0.0, 1.0 - std / model.prior_std)),
+                "confidence": model.confidence(std),
             }
         fitted = exp.model.global_model.priors
         return {

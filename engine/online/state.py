@@ -140,7 +140,7 @@ class Experiment:
         """The learner's best settings per context (its most recently used, at most
         `MAX_PRESETS`) for a user it knows nothing of: evolution's parameter presets."""
         return {
-            label: self.model.recommend(Rater(), UserHistory(), label or None)[0]
+            label: self.model.for_new_user(label or None)[0]
             for label in list(self.model.contexts)[-MAX_PRESETS:]
         }
 
