@@ -186,7 +186,7 @@ def _params(row: pd.Series, names: list[str]) -> dict[str, object]:
 def trend(data: ReportData) -> Section:
     title = "Rating trend and convergence"
     rated, found = data.rated, data.status
-    if not len(rated) or not found.get("ratings"):  # read apart: the status may predate a first rating
+    if not len(rated):
         return Section(
             title, "", missing="No ratings yet: the trend and convergence appear with the first ratings."
         )

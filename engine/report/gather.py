@@ -13,7 +13,7 @@ import pandas as pd
 
 from engine.offline.pareto import metric_column
 from engine.online import OnlineEngine
-from engine.report.status import status
+from engine.report.status import summarise
 from engine.spec import ExperimentSpec
 from engine.store import EventStore
 
@@ -51,17 +51,17 @@ def learnt(engine: OnlineEngine, name: str) -> dict[str, Any]:
 
 
 def read_store(store: EventStore, spec: ExperimentSpec, learnt: dict[str, Any]) -> ReportData:
-    """The store's trials and ratings, and the status numbers (from any thread: the store's
-    connections are pooled). Read one after the other, they may differ by what was written
-    in between; each plot says what it shows."""
+    """The store's trials and ratings, and the status numbers computed from the same rows
+    (from any thread: the store's connections are pooled)."""
     name = spec.name
     searchers = {row["run_id"]: row["searcher"] for row in store.events("runs", experiment=name)}
     runs = [
         Run(run_id, searchers.get(run_id, "unknown searcher"), _trials(rows, spec))
         for run_id, rows in store.published_runs(name).items()
     ]
-    found = status(store, spec)
+    suggestions = pd.DataFrame(list(store.events("suggestions", experiment=name)))
     feedback = pd.DataFrame(store.feedback_since(name, 0))
+    found = summarise(spec, suggestions, feedback)
     rated = feedback[feedback["rating"].notna()] if len(feedback) else feedback
     return ReportData(
         spec=spec,

@@ -23,7 +23,7 @@ from engine.report.agreement import rater_agreement
 from engine.spec import CategoricalParam, ExperimentSpec, Space
 from engine.store import EventStore
 
-__all__ = ["CONVERGED_LAST", "CONVERGED_STARS", "TREND_BUCKET", "status"]
+__all__ = ["CONVERGED_LAST", "CONVERGED_STARS", "TREND_BUCKET", "status", "summarise"]
 
 CONVERGED_LAST, CONVERGED_STARS = 3, 4.0
 TREND_BUCKET = 10  # ratings per trend bucket, in write order
@@ -31,12 +31,16 @@ SIGNALS = ("accept", "reject", "undo", "like", "dislike", "super_like")
 
 
 def status(store: EventStore, spec: ExperimentSpec) -> dict[str, Any]:
-    name = spec.name
-    suggestions = pd.DataFrame(list(store.events("suggestions", experiment=name)))
-    feedback = pd.DataFrame(store.feedback_since(name, 0))
+    suggestions = pd.DataFrame(list(store.events("suggestions", experiment=spec.name)))
+    return summarise(spec, suggestions, pd.DataFrame(store.feedback_since(spec.name, 0)))
+
+
+def summarise(spec: ExperimentSpec, suggestions: pd.DataFrame, feedback: pd.DataFrame) -> dict[str, Any]:
+    """The status numbers of rows already read: the experiment's suggestions, and its
+    feedback as `EventStore.feedback_since` returns it."""
     n_suggestions, n_feedback = len(suggestions), len(feedback)
     out: dict[str, Any] = {
-        "experiment": name,
+        "experiment": spec.name,
         "users": int(suggestions["user_id"].nunique()) if n_suggestions else 0,
         "suggestions": n_suggestions,
         "feedback": n_feedback,
