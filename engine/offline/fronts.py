@@ -18,7 +18,7 @@ from engine.offline.pareto import front, hypervolume, metric_column
 from engine.spec import ExperimentSpec
 from engine.store import EventStore
 
-__all__ = ["UnknownRun", "front_report", "publish"]
+__all__ = ["UnknownRun", "front_report", "publish", "trial_table"]
 
 
 class UnknownRun(LookupError):
@@ -63,7 +63,7 @@ def front_report(store: EventStore, spec: ExperimentSpec, run_id: str | None = N
         raise UnknownRun(f"run {run_id!r} has no published trials in {spec.name!r}; runs: {runs}")
     chosen = run_id or (runs[-1] if runs else None)
     rows = by_run.get(chosen, []) if chosen else []
-    table = _table(rows, spec)
+    table = trial_table(rows, spec)
     points = front(table, spec.metrics) if len(table) else table
     return {
         "experiment": spec.name,
@@ -83,9 +83,12 @@ def front_report(store: EventStore, spec: ExperimentSpec, run_id: str | None = N
     }
 
 
-def _table(rows: list[dict[str, Any]], spec: ExperimentSpec) -> pd.DataFrame:
-    """engine.offline.pareto's trial table: a status and one `metric.<name>` column per metric."""
-    data: dict[str, Any] = {"status": [r["status"] for r in rows]}
+def trial_table(rows: list[dict[str, Any]], spec: ExperimentSpec) -> pd.DataFrame:
+    """Stored trial rows as engine.offline.pareto's trial table: `trial_id`, `status`, one
+    `metric.<name>` column per metric and one `param.<name>` per free parameter."""
+    data: dict[str, Any] = {"trial_id": [r["trial_id"] for r in rows], "status": [r["status"] for r in rows]}
     for m in spec.metrics:
         data[metric_column(m.name)] = [float((r["metrics"] or {}).get(m.name, np.nan)) for r in rows]
+    for name in spec.search_space().free:
+        data[f"param.{name}"] = [r["params"].get(name) for r in rows]
     return pd.DataFrame(data)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from engine.offline.pareto import metric_column
+from engine.offline.fronts import trial_table
 from engine.online import OnlineEngine
 from engine.report.status import summarise
 from engine.spec import ExperimentSpec
@@ -56,7 +56,7 @@ def read_store(store: EventStore, spec: ExperimentSpec, learnt: dict[str, Any]) 
     name = spec.name
     searchers = {row["run_id"]: row["searcher"] for row in store.events("runs", experiment=name)}
     runs = [
-        Run(run_id, searchers.get(run_id, "unknown searcher"), _trials(rows, spec))
+        Run(run_id, searchers.get(run_id, "unknown searcher"), trial_table(rows, spec))
         for run_id, rows in store.published_runs(name).items()
     ]
     suggestions = pd.DataFrame(list(store.events("suggestions", experiment=name)))
@@ -72,12 +72,3 @@ def read_store(store: EventStore, spec: ExperimentSpec, learnt: dict[str, Any]) 
         calibrations=learnt["calibrations"],
         generated_at=time.time(),
     )
-
-
-def _trials(rows: list[dict[str, Any]], spec: ExperimentSpec) -> pd.DataFrame:
-    data: dict[str, Any] = {"trial_id": [r["trial_id"] for r in rows], "status": [r["status"] for r in rows]}
-    for m in spec.metrics:
-        data[metric_column(m.name)] = [float((r["metrics"] or {}).get(m.name, float("nan"))) for r in rows]
-    for p in spec.search_space().free:
-        data[f"param.{p}"] = [r["params"].get(p) for r in rows]
-    return pd.DataFrame(data)
