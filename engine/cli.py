@@ -183,6 +183,8 @@ def _feedback_summary(args: argparse.Namespace) -> int:
 
 
 def _refine_profile(args: argparse.Namespace) -> int:
+    from engine.online.explain import format_value
+
     found = _reader(args).refine_profile(args.experiment, args.user)
     if args.json:
         print(json.dumps(found, indent=2))
@@ -194,7 +196,9 @@ def _refine_profile(args: argparse.Namespace) -> int:
         print(f"  #{step['seq']} {step['context']}: {step['why']}{confidence}")
     last = {s["context"]: s["preferred"] for s in found["steps"] if "preferred" in s}
     for context, params in last.items():
-        print(f"now preferred in {context}: " + ", ".join(f"{k}={_value(v)}" for k, v in params.items()))
+        print(
+            f"now preferred in {context}: " + ", ".join(f"{k}={format_value(v)}" for k, v in params.items())
+        )
     return 0
 
 
@@ -240,10 +244,6 @@ def _reader(args: argparse.Namespace) -> Any:
 
         args.store = default_store_url()
     return ab_cli.backend(args)
-
-
-def _value(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 def _share(x: float | None) -> str:

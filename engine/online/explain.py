@@ -19,7 +19,7 @@ from engine.online.state import Experiment
 from engine.online.user_gp import UserHistory
 from engine.spec import Space
 
-__all__ = ["profile_steps"]
+__all__ = ["format_value", "profile_steps"]
 
 
 def profile_steps(exp: Experiment, user_id: str) -> list[dict[str, Any]]:
@@ -73,8 +73,8 @@ def _why(step: dict[str, Any], before: dict[str, Any], space: Space) -> str:
     if not step["moves"]:
         return f"{said}: the preferred settings stay"
     name = max(step["moves"], key=step["moves"].__getitem__)
-    rated, old, new = step["rated"], before[name], step["preferred"][name]
-    gap_after, gap_before = space.moves(step["preferred"], rated)[name], space.moves(before, rated)[name]
+    rated, old, new = step["rated"][name], format_value(before[name]), format_value(step["preferred"][name])
+    gap_after, gap_before = (space.moves(ends, step["rated"])[name] for ends in (step["preferred"], before))
     where = (
         "towards it"
         if gap_after < gap_before
@@ -82,8 +82,9 @@ def _why(step: dict[str, Any], before: dict[str, Any], space: Space) -> str:
         if gap_after > gap_before
         else "as far from it"
     )
-    return f"{said} at {name}={_fmt(rated[name])}: {name} {_fmt(old)} -> {_fmt(new)}, {where}"
+    return f"{said} at {name}={format_value(rated)}: {name} {old} -> {new}, {where}"
 
 
-def _fmt(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """A parameter's value for people: floats to 4 significant digits."""
     return f"{value:.4g}" if isinstance(value, float) else str(value)
