@@ -55,13 +55,19 @@ def _matrix(features: Sequence[Mapping[str, float]]) -> np.ndarray:
     return np.array([[math.log(max(f["colors"], 1.0)), *(f[k] for k in FEATURES[1:])] for f in features])
 
 
+def _scaling(features: Sequence[Mapping[str, float]]) -> dict[str, list[float]]:
+    """The features' mean and spread (1 where a feature does not vary): how to standardise."""
+    x = _matrix(features)
+    std = x.std(axis=0)
+    return {"mean": x.mean(axis=0).tolist(), "std": np.where(std > 0, std, 1.0).tolist()}
+
+
 def find_patterns(features: Sequence[Mapping[str, float]], max_patterns: int = 4) -> list[Pattern]:
     """Ward clusters of the standardised features, at most `max_patterns` and half the
     images (a pattern of one image is allowed: it is what the data shows)."""
-    x = _matrix(features)
+    x, scale = _matrix(features), _scaling(features)
     k = max(1, min(max_patterns, len(features) // 2))
-    spread = np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)
-    z = (x - x.mean(axis=0)) / spread
+    z = (x - np.array(scale["mean"])) / np.array(scale["std"])
     labels = fcluster(linkage(z, "ward"), k, "maxclust") if len(features) > 1 else np.ones(1, dtype=int)
     patterns: list[Pattern] = []
     taken: set[str] = set()
@@ -143,15 +149,13 @@ def analyse_patterns(
                 objective, spec, pattern, global_params, trials, [features[i]["name"] for i in pattern.images]
             )
         )
-    x = _matrix(features)
-    spread = np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)
     worth = [p for p in found if (p["gain"]["value"] or 0.0) >= GAIN_WORTH]
     rules = {
         "experiment": spec.name,
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "images": len(features),
         "features": list(FEATURES),
-        "assign": {"mean": x.mean(axis=0).tolist(), "std": spread.tolist()},
+        "assign": _scaling(features),
         "global": {"params": global_params, "trials": global_trials},
         "trials_per_pattern": trials_per_pattern,
         "gain_worth": GAIN_WORTH,
