@@ -154,6 +154,9 @@ def _in_range(p: IntParam | FloatParam, v: Any) -> bool:
 
 
 def _scale(x: float, low: float, high: float, log: bool) -> float:
+    """x in [0, 1] onto [low, high]; clipped, since exp(log(high)) may round just past high."""
     if log:
-        return float(math.exp(math.log(low) + x * (math.log(high) - math.log(low))))
-    return low + x * (high - low)
+        value = float(math.exp(math.log(low) + x * (math.log(high) - math.log(low))))
+    else:
+        value = low + x * (high - low)
+    return min(max(value, low), high)

@@ -151,24 +151,29 @@ def test_unknown_searcher_and_bad_options() -> None:
         make_searcher("pymoo-nsga2", SPACE, METRICS, options={"no_such_option": 1})
 
 
-def test_auto_switches_samplers_on_one_shared_history() -> None:
-    """Sobol, then GP, then NSGA-II by trials told; each phase's study holds every trial told
-    before it, and a trial asked in one phase and told in the next reaches the new one."""
+def test_auto_switches_searchers_on_one_shared_history() -> None:
+    """Sobol, then GP, then pymoo's NSGA-II by trials told; each phase starts from every trial
+    told before it, and a trial asked in one phase and told in the next reaches the new one."""
     searcher = build("auto")  # 4 Sobol, GP until 10 told, populations of 6
     assert isinstance(searcher, AutoSearcher)
     drive(searcher, 4, batch=1)
     assert searcher.phase == "gp"
     drive(searcher, 5, batch=1)
+    assert searcher._study is not None
+    assert len(searcher._study.trials) == 9  # GP's study holds the Sobol points too
     first, second = searcher.ask(2)  # both from the GP study: 9 told
     searcher.tell(first.trial_id, evaluate(first.params))
     assert searcher.phase == "nsga2"
     (third,) = searcher.ask(1)
-    study = searcher._study
-    assert len([t for t in study.trials if t.state.is_finished()]) == 10  # none starts cold
+    nsga2 = searcher._pymoo
+    assert nsga2 is not None
+    assert len(nsga2._algorithm.pop) == 10  # its first population: every trial told, none cold
     searcher.tell(second.trial_id, evaluate(second.params))  # asked by GP, learnt by NSGA-II
-    assert len([t for t in study.trials if t.state.is_finished()]) == 11
+    assert len(nsga2._learnt) == 1  # joins the next generation told
+    assert {t.trial_id for t in searcher.pending()} == {third.trial_id}
     searcher.tell(third.trial_id, evaluate(third.params))
     assert all(SPACE.contains(p) for p in drive(searcher, 12))
+    assert nsga2._learnt == []
 
 
 def test_auto_options_are_checked() -> None:
@@ -176,3 +181,12 @@ def test_auto_options_are_checked() -> None:
         make_searcher("auto", SPACE, METRICS, options={"pop": 3})
     with pytest.raises(ValueError, match="whole numbers"):
         make_searcher("auto", SPACE, METRICS, options={"population_size": 1})
+
+
+def test_the_unit_cubes_corners_decode_inside_the_bounds() -> None:
+    """exp(log(0.1)) is 0.10000000000000006: a searcher at the cube's edge (pymoo's NSGA-II
+    after a warm start at a bound) must still propose a point inside the space."""
+    for corner in (0.0, 1.0):
+        params = SPACE.from_unit([corner] * len(SPACE.free))
+        assert SPACE.contains({**SPACE.fixed, **params}), params
+    assert SPACE.from_unit(SPACE.to_unit({"x": 1.0, "lr": 0.1, "k": 8, "mode": "c"}))["lr"] == 0.1

@@ -6,15 +6,17 @@ before it pays, TPE sits between. `auto` runs, by trials told so far:
 
 1. `startup` trials of scrambled Sobol points (Optuna's QMCSampler): space-filling;
 2. Optuna's GPSampler until `gp_until` trials are told, fitted on every trial so far;
-3. Optuna's NSGAIISampler after, whose first parents are the best `population_size` of
-   everything told before (each earlier trial enters its study as generation 0).
+3. pymoo's NSGA-II after, whose first population is everything told before: its first
+   parents are chosen from all of it, and its survival keeps the best `population_size`.
 
-Each phase is an Optuna study whose sampler is that phase's, holding every trial told so
-far (failed and infeasible ones included), so no phase starts cold. A trial asked in one
-phase and told in the next is told to its own study, then added to the current one. The
-phase depends only on how many trials were told, never on time, so a replayed journal
-(resume) makes the same choices; pending trials are Optuna's own running trials.
-The algorithms are Optuna's, untouched: only the schedule is ours.
+pymoo's NSGA-II rather than Optuna's in the last phase: on DTLZ4 and WFG2 it went twice as
+far (benchmarks/results/pareto.md), and warm-starting it by telling it the history is
+pymoo's own ask/tell. The first two phases are Optuna studies holding every trial told so
+far (failed and infeasible ones included), so no phase starts cold; a trial asked in one
+phase and told in the next is told to its own searcher, then to the current one. The phase
+depends only on how many trials were told, never on time, so a replayed journal (resume)
+makes the same choices. The algorithms are Optuna's and pymoo's, untouched: only the
+schedule and the shared history are ours.
 """
 
 from __future__ import annotations
@@ -27,12 +29,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 from engine.offline.searchers.base import Searcher, Trial
 from engine.offline.searchers.optuna_searchers import tell_optuna
+from engine.offline.searchers.pymoo_searchers import PymooNSGA2Searcher
 from engine.spec import MetricSpec, Space
 
 __all__ = ["AUTO_DEFAULTS", "AutoSearcher"]
 
 AUTO_DEFAULTS: dict[str, int] = {"startup": 10, "gp_until": 100, "population_size": 20}
-GENERATION_KEY = "NSGAIISampler:generation"  # where Optuna's NSGA-II keeps a trial's generation
 
 
 class AutoSearcher(Searcher):
@@ -67,74 +69,116 @@ class AutoSearcher(Searcher):
             else optuna.study.StudyDirection.MAXIMIZE
             for m in self.metrics
         ]
-        self._told: list[FrozenTrial] = []  # the shared history, in the order told
+        self._told: list[FrozenTrial] = []  # the shared history, in the order told, until NSGA-II
+        self._n_told = 0
         self._phase = ""
-        self._study = self._new_study(self._phase_now())
-        self._running: dict[str, tuple[optuna.Study, optuna.trial.Trial]] = {}
+        self._study: optuna.Study | None = self._new_study(self._phase_now())
+        self._pymoo: PymooNSGA2Searcher | None = None
+        # our trial id -> the Optuna study and trial, or pymoo's trial id, that asked it
+        self._running: dict[str, tuple[optuna.Study, optuna.trial.Trial] | str] = {}
         self._counter = 0
 
     def _phase_now(self) -> str:
-        told = len(self._told)
+        told = self._n_told
         return "qmc" if told < self.startup else "gp" if told < self.gp_until else "nsga2"
 
     def _sampler(self, phase: str) -> optuna.samplers.BaseSampler:
-        seed = self.seed + {"qmc": 0, "gp": 1, "nsga2": 2}[phase]  # each phase its own stream
+        seed = self.seed + {"qmc": 0, "gp": 1}[phase]  # each phase its own stream
         if phase == "qmc":
             return optuna.samplers.QMCSampler(seed=seed, scramble=True, warn_asynchronous_seeding=False)
-        if phase == "gp":
-            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=0)
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=self.population_size)
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=0)
 
     def _new_study(self, phase: str) -> optuna.Study:
         """The phase's study, holding every trial told so far."""
         self._phase = phase
         study = optuna.create_study(sampler=self._sampler(phase), directions=self._directions)
         for past in self._told:
-            attrs = {k: v for k, v in past.system_attrs.items() if not k.endswith(":generation")}
-            if phase == "nsga2":
-                attrs[GENERATION_KEY] = 0  # the first parents are chosen from all of them
-            study.add_trial(_copy(past, attrs))
+            study.add_trial(_copy(past))
         return study
 
+    def _start_nsga2(self) -> PymooNSGA2Searcher:
+        """pymoo's NSGA-II, its first population every trial told so far."""
+        self._phase, self._study = "nsga2", None
+        pymoo = PymooNSGA2Searcher(
+            self.space, self.metrics, self.seed + 2, {"pop_size": self.population_size}
+        )
+        for past in self._told:
+            pymoo.learn(past.params, self._values(past))
+        return pymoo
+
+    def _values(self, trial: FrozenTrial) -> dict[str, float] | None:
+        if trial.state != TrialState.COMPLETE:
+            return None
+        return {m.name: v for m, v in zip(self.metrics, trial.values, strict=True)}
+
     def ask(self, n: int = 1) -> list[Trial]:
-        out = []
-        for _ in range(n):
-            if self._phase_now() != self._phase:
-                self._study = self._new_study(self._phase_now())
-            trial = self._study.ask(self._dists)
+        out: list[Trial] = []
+        source: tuple[optuna.Study, optuna.trial.Trial] | str
+        while len(out) < n:
+            phase = self._phase_now()
+            if phase == "nsga2":
+                self._pymoo = self._pymoo or self._start_nsga2()
+                asked = self._pymoo.ask(1)
+                if not asked:  # waiting for its generation to be told
+                    break
+                params, source = asked[0].params, asked[0].trial_id
+            else:
+                if phase != self._phase:
+                    self._study = self._new_study(phase)
+                assert self._study is not None
+                trial = self._study.ask(self._dists)
+                params, source = {**self.space.fixed, **trial.params}, (self._study, trial)
             trial_id = str(self._counter)
             self._counter += 1
-            self._running[trial_id] = (self._study, trial)
-            out.append(Trial(trial_id, {**self.space.fixed, **trial.params}))
+            self._running[trial_id] = source
+            out.append(Trial(trial_id, params))
         return out
 
     def tell(self, trial_id: str, values: Mapping[str, float] | None) -> None:
-        found = self._running.pop(trial_id, None)
-        if found is None:
+        source = self._running.get(trial_id)
+        if source is None:
             raise KeyError(f"trial {trial_id!r} is not pending in this searcher")
-        study, trial = found
+        if isinstance(source, str):
+            assert self._pymoo is not None
+            self._pymoo.tell(source, values)
+            del self._running[trial_id]
+            self._n_told += 1
+            return
+        study, trial = source
         ordered = None if values is None else self._check_values(trial_id, values)
+        del self._running[trial_id]
         tell_optuna(study, trial, self.metrics, values, ordered)
         frozen = study._storage.get_trial(trial._trial_id)  # as told, constraints included
+        self._n_told += 1
+        if self._pymoo is not None:  # asked by GP, told once NSGA-II runs: it learns it too
+            self._pymoo.learn(frozen.params, values)
+            return
         self._told.append(frozen)
-        if study is not self._study:  # asked in an earlier phase: the current one learns it too
-            attrs = {k: v for k, v in frozen.system_attrs.items() if not k.endswith(":generation")}
-            self._study.add_trial(_copy(frozen, attrs))
+        if study is not self._study and self._study is not None:  # asked in an earlier phase
+            self._study.add_trial(_copy(frozen))
 
     def pending(self) -> list[Trial]:
-        return [Trial(tid, {**self.space.fixed, **t.params}) for tid, (_, t) in self._running.items()]
+        out = []
+        pymoo_pending = {t.trial_id: t.params for t in self._pymoo.pending()} if self._pymoo else {}
+        for tid, source in self._running.items():
+            if isinstance(source, str):
+                out.append(Trial(tid, pymoo_pending[source]))
+            else:
+                out.append(Trial(tid, {**self.space.fixed, **source[1].params}))
+        return out
 
     @property
     def phase(self) -> str:
-        """The sampler the next trial comes from: qmc, gp or nsga2."""
+        """The searcher the next trial comes from: qmc, gp or nsga2."""
         return self._phase_now()
 
 
-def _copy(trial: FrozenTrial, system_attrs: dict[str, Any]) -> FrozenTrial:
+def _copy(trial: FrozenTrial) -> FrozenTrial:
+    """A told trial for another study: its constraints travel in its system attributes."""
     return optuna.trial.create_trial(
         state=trial.state,
         params=trial.params,
         distributions=trial.distributions,
         values=trial.values if trial.state == TrialState.COMPLETE else None,
-        system_attrs=system_attrs,
+        system_attrs=trial.system_attrs,
     )

@@ -1,7 +1,9 @@
 """pymoo's NSGA-II through pymoo's own ask/tell, on the space's unit-cube encoding.
 
 pymoo evaluates whole generations: `ask` hands out the current population one trial at
-a time and returns nothing more until every member has been told.
+a time and returns nothing more until every member has been told. Trials it did not ask
+(`learn`) join its population too: before its first generation they are the population its
+first parents come from, later they join the next generation told.
 """
 
 from __future__ import annotations
@@ -54,10 +56,17 @@ class PymooNSGA2Searcher(Searcher):
         self._population: Population | None = None
         self._ids: list[str] = []
         self._results: dict[str, tuple[np.ndarray, float]] = {}
+        self._learnt: list[tuple[np.ndarray, np.ndarray, float]] = []  # (x, f, g) not asked here
         self._next = 0  # index of the next population member to hand out
         self._counter = 0
 
+    def learn(self, params: Mapping[str, Any], values: Mapping[str, float] | None) -> None:
+        """An evaluated trial this searcher did not ask (a portfolio's shared history)."""
+        self._learnt.append((self.space.to_unit(params), *self._objectives("learnt", values)))
+
     def ask(self, n: int = 1) -> list[Trial]:
+        if self._population is None and not self._algorithm.is_initialized and self._learnt:
+            self._algorithm.tell(infills=self._evaluated(Population.new(), {}))
         if self._population is None:
             self._population = self._algorithm.ask()
             self._ids = [str(self._counter + i) for i in range(len(self._population))]
@@ -77,23 +86,30 @@ class PymooNSGA2Searcher(Searcher):
     def tell(self, trial_id: str, values: Mapping[str, float] | None) -> None:
         if trial_id not in self._ids[: self._next] or trial_id in self._results:
             raise KeyError(f"trial {trial_id!r} is not pending in this searcher")
-        if values is None:
-            f, g = np.full(len(self.metrics), _FAILED_F), _FAILED_G
-        else:
-            ordered = self._check_values(trial_id, values)
-            f = np.array([v * m.sign() for v, m in zip(ordered, self.metrics, strict=True)])
-            g = float(sum(self._violations(values)))
-        self._results[trial_id] = (f, g)
+        self._results[trial_id] = self._objectives(trial_id, values)
         if len(self._results) == len(self._ids):
-            self._finish_generation()
+            assert self._population is not None
+            self._algorithm.tell(infills=self._evaluated(self._population, self._results))
+            self._population, self._ids, self._results = None, [], {}
 
-    def _finish_generation(self) -> None:
-        assert self._population is not None
-        F = np.vstack([self._results[i][0] for i in self._ids])
-        G = np.array([[self._results[i][1]] for i in self._ids])
-        Evaluator().eval(StaticProblem(self._problem, F=F, G=G), self._population)
-        self._algorithm.tell(infills=self._population)
-        self._population, self._ids, self._results = None, [], {}
+    def _objectives(self, trial_id: str, values: Mapping[str, float] | None) -> tuple[np.ndarray, float]:
+        """pymoo's F (minimised) and G (total violation) of a result; a failure ranks last."""
+        if values is None:
+            return np.full(len(self.metrics), _FAILED_F), _FAILED_G
+        ordered = self._check_values(trial_id, values)
+        f = np.array([v * m.sign() for v, m in zip(ordered, self.metrics, strict=True)])
+        return f, float(sum(self._violations(values)))
+
+    def _evaluated(self, asked: Population, results: Mapping[str, tuple[np.ndarray, float]]) -> Population:
+        """The asked individuals with their results, and every learnt trial not yet told."""
+        learnt = Population.new(X=np.array([x for x, _, _ in self._learnt]).reshape(-1, self._problem.n_var))
+        population = Population.merge(asked, learnt)
+        rows = [results[i] for i in self._ids[: len(asked)]] + [(f, g) for _, f, g in self._learnt]
+        F = np.vstack([f for f, _ in rows])
+        G = np.array([[g] for _, g in rows])
+        Evaluator().eval(StaticProblem(self._problem, F=F, G=G), population)
+        self._learnt = []
+        return population
 
     def pending(self) -> list[Trial]:
         return [self._trial(i) for i in range(self._next) if self._ids[i] not in self._results]
