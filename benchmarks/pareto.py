@@ -30,7 +30,7 @@ from benchmarks.pareto_runs import (
     PROBLEMS,
     RAW,
     SYNTHETIC,
-    VECTORIZE_BOX,
+    BOXES,
     Job,
     Outcome,
     run_job,
@@ -133,7 +133,7 @@ def hv_frame(outcomes: Sequence[Outcome], checkpoints: Sequence[int]) -> pd.Data
     rows = []
     for o in outcomes:
         row: dict[str, Any] = {"problem": o.job.problem, "method": o.job.method, "seed": o.job.seed}
-        scale = VECTORIZE_BOX if o.job.problem == "vectorize" else 1.0
+        scale = BOXES.get(o.job.problem, 1.0)
         for c in checkpoints:
             row[f"HV@{c}"] = o.history[c - 1] / scale if c <= len(o.history) else np.nan
         row["seconds"] = o.seconds

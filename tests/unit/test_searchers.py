@@ -33,16 +33,24 @@ OPTIONS = {
 }
 
 
+# auto runs GP only on spaces without categories: "auto-gp" is auto on SPACE without `mode`
+NUMERIC = Space({name: p for name, p in SPACE.params.items() if name != "mode"})
+CASES = (*SEARCHERS, "auto-gp")
+
+
 def evaluate(params: dict) -> dict[str, float] | None:
-    """A cheap mixed-variable bi-objective problem; mode 'c' with k=8 fails."""
-    if params["mode"] == "c" and params["k"] == 8:
+    """A cheap mixed-variable bi-objective problem; mode 'c' with k=8 fails (no mode: 'a')."""
+    mode = params.get("mode", "a")
+    if mode == "c" and params["k"] == 8:
         return None
-    penalty = {"a": 0.0, "b": 0.3, "c": 0.6}[params["mode"]]
+    penalty = {"a": 0.0, "b": 0.3, "c": 0.6}[mode]
     f1 = params["x"] + penalty + abs(math.log10(params["lr"]) + 2) / 3
     return {"f1": f1, "f2": -((1 - params["x"]) ** 2) - params["k"] / 8 - penalty}
 
 
 def build(name: str, seed: int = 7) -> Searcher:
+    if name == "auto-gp":
+        return make_searcher("auto", NUMERIC, METRICS, seed=seed, options=OPTIONS["auto"])
     return make_searcher(name, SPACE, METRICS, seed=seed, options=OPTIONS.get(name))
 
 
@@ -69,23 +77,24 @@ def drive(searcher: Searcher, n: int, batch: int = 2, objective: Objective = eva
 N = {"gp": 8}
 
 
-@pytest.mark.parametrize("name", SEARCHERS)
+@pytest.mark.parametrize("name", CASES)
 def test_bounds_and_categories_are_respected(name: str) -> None:
-    params = drive(build(name), N.get(name, 24))
+    searcher = build(name)
+    params = drive(searcher, N.get(name, 24))
     for p in params:
-        assert SPACE.contains(p), p
+        assert searcher.space.contains(p), p
         assert isinstance(p["k"], int)
-    assert len({p["mode"] for p in params}) > 1
+    assert len({p.get("mode") for p in params}) > 1 or "mode" not in searcher.space.free
 
 
-@pytest.mark.parametrize("name", SEARCHERS)
+@pytest.mark.parametrize("name", CASES)
 def test_same_seed_same_trials_other_seed_other_trials(name: str) -> None:
     n = N.get(name, 16)
     assert drive(build(name, seed=3), n) == drive(build(name, seed=3), n)
     assert drive(build(name, seed=3), n) != drive(build(name, seed=4), n)
 
 
-@pytest.mark.parametrize("name", SEARCHERS)
+@pytest.mark.parametrize("name", CASES)
 def test_state_round_trip_continues_identically(name: str) -> None:
     original = build(name)
     drive(original, N.get(name, 12))
@@ -100,8 +109,8 @@ def test_state_round_trip_continues_identically(name: str) -> None:
 
 # the searchers that learn from results, with the trials they sample before they do: TPE's
 # 10 start-up trials, a population of 6, auto's 4 Sobol points (gp learns too, but is too
-# slow to run twice here; auto runs it for 6 trials)
-STARTUP = {"tpe": 10, "nsga2": 6, "pymoo-nsga2": 6, "auto": 4}
+# slow to run twice here; auto runs it for 6 trials on a numeric space)
+STARTUP = {"tpe": 10, "nsga2": 6, "pymoo-nsga2": 6, "auto": 4, "auto-gp": 4}
 
 
 @pytest.mark.parametrize("name", STARTUP)
@@ -117,7 +126,7 @@ def test_what_is_told_steers_what_is_asked(name: str) -> None:
     assert sum(a != b for a, b in zip(told[n:], mirror[n:], strict=True)) >= 6
 
 
-@pytest.mark.parametrize("name", SEARCHERS)
+@pytest.mark.parametrize("name", CASES)
 def test_failures_and_unknown_ids(name: str) -> None:
     searcher = build(name)
     trials = searcher.ask(3)
@@ -131,10 +140,10 @@ def test_failures_and_unknown_ids(name: str) -> None:
     with pytest.raises(KeyError):
         searcher.tell("no-such-trial", None)
     # after failures it still proposes valid trials
-    assert all(SPACE.contains(p) for p in drive(searcher, 6))
+    assert all(searcher.space.contains(p) for p in drive(searcher, 6))
 
 
-@pytest.mark.parametrize("name", SEARCHERS)
+@pytest.mark.parametrize("name", CASES)
 def test_missing_metric_is_a_clear_error(name: str) -> None:
     searcher = build(name)
     (t,) = searcher.ask(1)
@@ -154,8 +163,9 @@ def test_unknown_searcher_and_bad_options() -> None:
 def test_auto_switches_searchers_on_one_shared_history() -> None:
     """Sobol, then GP, then pymoo's NSGA-II by trials told; each phase starts from every trial
     told before it, and a trial asked in one phase and told in the next reaches the new one."""
-    searcher = build("auto")  # 4 Sobol, GP until 10 told, populations of 6
+    searcher = build("auto-gp")
     assert isinstance(searcher, AutoSearcher)
+    assert searcher.uses_gp
     drive(searcher, 4, batch=1)
     assert searcher.phase == "gp"
     drive(searcher, 5, batch=1)
@@ -172,8 +182,19 @@ def test_auto_switches_searchers_on_one_shared_history() -> None:
     assert len(nsga2._learnt) == 1  # joins the next generation told
     assert {t.trial_id for t in searcher.pending()} == {third.trial_id}
     searcher.tell(third.trial_id, evaluate(third.params))
-    assert all(SPACE.contains(p) for p in drive(searcher, 12))
+    assert all(NUMERIC.contains(p) for p in drive(searcher, 12))
     assert nsga2._learnt == []
+
+
+def test_auto_skips_gp_on_a_space_with_categories() -> None:
+    """As Optuna's AutoSampler: no GP where a parameter is categorical (seconds per ask there)."""
+    searcher = build("auto")
+    assert isinstance(searcher, AutoSearcher)
+    assert not searcher.uses_gp
+    drive(searcher, 4, batch=1)
+    assert searcher.phase == "nsga2"
+    drive(searcher, 6, batch=1)
+    assert searcher._pymoo is not None
 
 
 def test_auto_options_are_checked() -> None:

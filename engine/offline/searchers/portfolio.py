@@ -5,7 +5,10 @@ ahead at 100 evaluations and too slow beyond a few hundred, NSGA-II needs a popu
 before it pays, TPE sits between. `auto` runs, by trials told so far:
 
 1. `startup` trials of scrambled Sobol points (Optuna's QMCSampler): space-filling;
-2. Optuna's GPSampler until `gp_until` trials are told, fitted on every trial so far;
+2. Optuna's GPSampler until `gp_until` trials are told, fitted on every trial so far, on
+   spaces without categorical parameters only (as Optuna's own AutoSampler): on vectorize's
+   mixed space each GP ask took seconds, 100 trials 10 minutes, for a front no better than
+   NSGA-II's (benchmarks/results/pareto.md);
 3. pymoo's NSGA-II after, whose first population is everything told before: its first
    parents are chosen from all of it, and its survival keeps the best `population_size`.
 
@@ -30,7 +33,7 @@ from optuna.trial import FrozenTrial, TrialState
 from engine.offline.searchers.base import Searcher, Trial
 from engine.offline.searchers.optuna_searchers import tell_optuna
 from engine.offline.searchers.pymoo_searchers import PymooNSGA2Searcher
-from engine.spec import MetricSpec, Space
+from engine.spec import CategoricalParam, MetricSpec, Space
 
 __all__ = ["AUTO_DEFAULTS", "AutoSearcher"]
 
@@ -62,6 +65,7 @@ class AutoSearcher(Searcher):
             raise ValueError(f"searcher.options for 'auto': {bad} must be whole numbers of at least {lowest}")
         self.startup, self.gp_until = opts["startup"], opts["gp_until"]
         self.population_size = opts["population_size"]
+        self.uses_gp = not any(isinstance(p, CategoricalParam) for p in space.params.values())
         self._dists = space.optuna_distributions()
         self._directions = [
             optuna.study.StudyDirection.MINIMIZE
@@ -80,7 +84,9 @@ class AutoSearcher(Searcher):
 
     def _phase_now(self) -> str:
         told = self._n_told
-        return "qmc" if told < self.startup else "gp" if told < self.gp_until else "nsga2"
+        if told < self.startup:
+            return "qmc"
+        return "gp" if told < self.gp_until and self.uses_gp else "nsga2"
 
     def _sampler(self, phase: str) -> optuna.samplers.BaseSampler:
         seed = self.seed + {"qmc": 0, "gp": 1}[phase]  # each phase its own stream
