@@ -25,12 +25,12 @@ from scipy.stats import mannwhitneyu, wilcoxon
 import objectives.synthetic
 from benchmarks.harness import Report, arguments, at_least_one, iqr, md_table, quartiles, run_pool, seeds
 from benchmarks.pareto_runs import (
+    BOXES,
     OURS,
     PAIRS,
     PROBLEMS,
     RAW,
     SYNTHETIC,
-    BOXES,
     Job,
     Outcome,
     run_job,
