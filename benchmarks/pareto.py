@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks.pareto [--quick] [--seeds N] [--problems zdt1 vectorize ...]
                                           [--out benchmarks/results/pareto.md]
 
-Hypervolume after 100/200/500 evaluations on ZDT1-3, DTLZ2, DTLZ4, WFG2 and a small vectorize, for each
+Hypervolume after 100/200/500 evaluations on ZDT1-3, DTLZ2, DTLZ4, WFG2, a small vectorize and codec, for each
 of our searchers (through the engine's bookkeeping, `explore(runner=run_local)`) and for raw
 Optuna / pymoo loops that never touch the engine. Same spaces, same references, same
 hypervolume code (`engine.offline.HypervolumeTracker`) for all.
@@ -26,6 +26,7 @@ import objectives.synthetic
 from benchmarks.harness import Report, arguments, at_least_one, iqr, md_table, quartiles, run_pool, seeds
 from benchmarks.pareto_runs import (
     BOXES,
+    IMAGE_PROBLEMS,
     OURS,
     PAIRS,
     PROBLEMS,
@@ -44,15 +45,15 @@ class Plan:
     problems: tuple[str, ...]
     seeds: tuple[int, ...]
     checkpoints: tuple[int, ...] = (100, 200, 500)
-    gp_evals: int = 100
+    gp_evals: int = 200
     gp_seeds: int = 5  # at most this many seeds for GP on the synthetic problems
-    gp_vectorize_seeds: int = 5  # and on vectorize, where each GP run takes ~10 minutes
+    gp_image_seeds: int = 5  # and on vectorize and codec, where 100 GP trials take ~10 minutes
     notes: tuple[str, ...] = ()
 
     def seeds_for(self, problem: str, method: str) -> tuple[int, ...]:
         if method != "gp":
             return self.seeds
-        return self.seeds[: self.gp_vectorize_seeds if problem == "vectorize" else self.gp_seeds]
+        return self.seeds[: self.gp_image_seeds if problem in IMAGE_PROBLEMS else self.gp_seeds]
 
     def evals_for(self, method: str) -> int:
         return self.gp_evals if method == "gp" else self.checkpoints[-1]
@@ -61,11 +62,11 @@ class Plan:
 def full_plan(problems: Sequence[str], n_seeds: int) -> Plan:
     """The default run, GP cut to what 2 cores shared with other work can afford.
 
-    100 GP evaluations took 70-230 s on ZDT/DTLZ2 and 600 s (alone) to over 20 minutes
-    (machine busy) on vectorize (3 objectives, categorical parameters); everything else
-    together takes ~25 minutes of CPU.
+    200 GP evaluations took 90-200 s on ZDT and ~650 s on DTLZ2 (two runs sharing the cores);
+    100 took 600 s (alone) to over 20 minutes (machine busy) on vectorize (3 objectives,
+    categorical parameters).
     """
-    plan = Plan(problems=tuple(problems), seeds=seeds(n_seeds), gp_seeds=2, gp_vectorize_seeds=0)
+    plan = Plan(problems=tuple(problems), seeds=seeds(n_seeds), gp_seeds=3, gp_image_seeds=0)
     measured = (
         "GP on vectorize, measured once outside this run with the same job code (seed 0, alone on "
         "the machine): HV@100 = 0.7734 in 602 s."
@@ -75,22 +76,27 @@ def full_plan(problems: Sequence[str], n_seeds: int) -> Plan:
 
 
 def gp_notes(plan: Plan) -> tuple[str, ...]:
-    notes = [f"GP (Optuna GPSampler) runs to {plan.gp_evals} evaluations only: its cost grows as O(n^3)."]
+    notes = [
+        f"GP (Optuna GPSampler) runs to {plan.gp_evals} evaluations only: its time per ask grows "
+        "with the trials and the front (benchmarks/results/gp-ask-time.md)."
+    ]
     if plan.gp_seeds < len(plan.seeds):
         notes.append(
             f"GP runs {plan.gp_seeds} seed(s) on the synthetic problems instead of {len(plan.seeds)} "
-            "(70-230 s per run)."
+            "(90-650 s per run)."
         )
-    if "vectorize" in plan.problems and plan.gp_vectorize_seeds == 0:
+    images = [p for p in plan.problems if p in IMAGE_PROBLEMS]
+    if images and plan.gp_image_seeds == 0:
         notes.append(
-            "GP is not run on vectorize: 100 evaluations take 10 minutes alone and over 20 minutes "
-            "when the machine is busy, more than the whole run can afford."
+            f"GP is not run on {' and '.join(images)}: on vectorize 100 evaluations take 10 minutes "
+            "alone and over 20 minutes when the machine is busy, more than the whole run can afford "
+            "(`auto` runs no GP there either: their spaces have categorical parameters)."
         )
-    elif "vectorize" in plan.problems and plan.gp_vectorize_seeds < len(plan.seeds):
+    elif images and plan.gp_image_seeds < len(plan.seeds):
         notes.append(
-            f"GP runs {plan.gp_vectorize_seeds} seed(s) on vectorize instead of {len(plan.seeds)} "
-            "(~10 min per run)"
-            + (", so its IQR there is no spread at all." if plan.gp_vectorize_seeds == 1 else ".")
+            f"GP runs {plan.gp_image_seeds} seed(s) on {' and '.join(images)} instead of "
+            f"{len(plan.seeds)} (~10 min per run)"
+            + (", so its IQR there is no spread at all." if plan.gp_image_seeds == 1 else ".")
         )
     return tuple(notes)
 
@@ -103,7 +109,7 @@ def quick_plan(problems: Sequence[str], n_seeds: int, evals: int) -> Plan:
         checkpoints=(evals // 2, evals),
         gp_evals=evals // 2,
         gp_seeds=1,
-        gp_vectorize_seeds=0,
+        gp_image_seeds=0,
     )
     smoke = f"--quick smoke run: {evals // 2}/{evals} evaluations; not for quoting."
     return replace(plan, notes=(smoke, *gp_notes(plan)))
@@ -117,7 +123,7 @@ def jobs_for(plan: Plan) -> list[Job]:
         for method in (*OURS, *RAW)
         for seed in plan.seeds_for(problem, method)
     ]
-    return sorted(jobs, key=lambda j: (j.method != "gp", j.problem != "vectorize"))
+    return sorted(jobs, key=lambda j: (j.method != "gp", j.problem not in IMAGE_PROBLEMS))
 
 
 def describe(outcome: Outcome) -> str:
@@ -283,8 +289,9 @@ def section(frame: pd.DataFrame, plan: Plan) -> list[str]:
         "`engine.offline.explore(runner=run_local)` (journal, Parquet, no Ray); raw peers call the "
         "objective in a plain Optuna ask/tell loop or `pymoo.optimize.minimize`. "
         "Reference points: ZDT/DTLZ 1.1 per objective; vectorize quality 0 (max), speed 50 ms, "
-        "cost 100 000 bytes, its hypervolume divided by that box (1 x 50 x 100 000) to read as a "
-        "fraction. s/run is the median wall time of one run (two runs share the two cores).",
+        "cost 100 000 bytes; codec quality 0, speed 50 ms, cost 5 000 bytes (both at 64 px on 3 "
+        "images); their hypervolumes divided by those boxes to read as fractions. s/run is the "
+        "median wall time of one run (two runs share the two cores).",
         "",
         *hv_table(frame, plan.checkpoints),
         "",
@@ -312,8 +319,8 @@ def plan_notes(plan: Plan) -> list[str]:
         "Every run evaluates one trial at a time (concurrency 1); the pool runs two jobs at once.",
         "Hypervolume for every method comes from engine.offline.pareto (moocore): feasible points only, "
         "points not strictly better than the reference on every metric ignored.",
-        "Vectorize's speed metric is measured wall time, so that problem is noisy even for a "
-        "fixed seed (two jobs share the machine).",
+        "Vectorize's and codec's speed metric is measured wall time, so those problems are noisy "
+        "even for a fixed seed (two jobs share the machine).",
     ]
 
 

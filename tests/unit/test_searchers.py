@@ -163,9 +163,9 @@ def test_unknown_searcher_and_bad_options() -> None:
 def test_auto_switches_searchers_on_one_shared_history() -> None:
     """Sobol, then GP, then pymoo's NSGA-II by trials told; each phase starts from every trial
     told before it, and a trial asked in one phase and told in the next reaches the new one."""
-    searcher = build("auto-gp")
+    options = {**OPTIONS["auto"], "patience": 0}  # GP alone in its phase
+    searcher = make_searcher("auto", NUMERIC, METRICS, seed=7, options=options)
     assert isinstance(searcher, AutoSearcher)
-    assert searcher.uses_gp
     drive(searcher, 4, batch=1)
     assert searcher.phase == "gp"
     drive(searcher, 5, batch=1)
@@ -184,6 +184,34 @@ def test_auto_switches_searchers_on_one_shared_history() -> None:
     searcher.tell(third.trial_id, evaluate(third.params))
     assert all(NUMERIC.contains(p) for p in drive(searcher, 12))
     assert nsga2._learnt == []
+
+
+def test_auto_gives_nsga2_turns_while_gp_raises_no_hypervolume() -> None:
+    """After `patience` trials in a row without progress GP and NSGA-II take turns; each
+    learns the other's trials; a trial that raises the hypervolume gives GP the phase back."""
+    options = {"startup": 4, "gp_until": 40, "population_size": 6, "patience": 2}
+    searcher = make_searcher("auto", NUMERIC, METRICS, seed=7, options=options)
+    assert isinstance(searcher, AutoSearcher)
+
+    def worse(k: int) -> dict[str, float]:  # the first raises the hypervolume, none after it
+        return {"f1": 5.0 + k / 10, "f2": -1.0 - k / 10}
+
+    for k in range(4):
+        (t,) = searcher.ask(1)
+        searcher.tell(t.trial_id, worse(k))
+    sources = []
+    for k in range(4, 10):
+        (t,) = searcher.ask(1)
+        sources.append("nsga2" if isinstance(searcher._running[t.trial_id], str) else "gp")
+        searcher.tell(t.trial_id, worse(k))
+    assert sources == ["gp", "nsga2"] * 3
+    study, nsga2 = searcher._study, searcher._pymoo
+    assert study is not None and nsga2 is not None
+    assert len(study.trials) == 10  # NSGA-II's 3 trials too
+    assert len(nsga2._algorithm.pop) + len(nsga2._learnt) + len(nsga2._results) == 10
+    (t,) = searcher.ask(1)  # GP's turn: it finds a better point
+    searcher.tell(t.trial_id, {"f1": 0.0, "f2": 0.0})
+    assert [isinstance(searcher._running[u.trial_id], str) for u in searcher.ask(2)] == [False, False]
 
 
 def test_auto_skips_gp_on_a_space_with_categories() -> None:
@@ -211,3 +239,13 @@ def test_the_unit_cubes_corners_decode_inside_the_bounds() -> None:
         params = SPACE.from_unit([corner] * len(SPACE.free))
         assert SPACE.contains({**SPACE.fixed, **params}), params
     assert SPACE.from_unit(SPACE.to_unit({"x": 1.0, "lr": 0.1, "k": 8, "mode": "c"}))["lr"] == 0.1
+
+
+def test_auto_ends_gp_sooner_with_three_objectives() -> None:
+    """GP's asks cost ~10x more with three objectives: its phase ends at 100, not 200."""
+    third = MetricSpec(name="f3", direction="min", reference=10.0)
+    two, three = (make_searcher("auto", NUMERIC, m) for m in (METRICS, [*METRICS, third]))
+    assert isinstance(two, AutoSearcher) and isinstance(three, AutoSearcher)
+    assert (two.gp_until, three.gp_until) == (200, 100)
+    given = make_searcher("auto", NUMERIC, [*METRICS, third], options={"gp_until": 150})
+    assert isinstance(given, AutoSearcher) and given.gp_until == 150

@@ -1,14 +1,18 @@
-"""`auto`: a portfolio of Optuna's samplers on one shared history, switched by budget.
+"""`auto`: a portfolio of Optuna's and pymoo's searchers on one shared history.
 
 No single searcher wins at every budget (benchmarks/results/pareto.md): Optuna's GP is far
 ahead at 100 evaluations and too slow beyond a few hundred, NSGA-II needs a population
 before it pays, TPE sits between. `auto` runs, by trials told so far:
 
 1. `startup` trials of scrambled Sobol points (Optuna's QMCSampler): space-filling;
-2. Optuna's GPSampler until `gp_until` trials are told, fitted on every trial so far, on
+2. Optuna's GPSampler until `gp_until` trials are told (200 with two objectives, 100 with
+   more), fitted on every trial so far, on
    spaces without categorical parameters only (as Optuna's own AutoSampler): on vectorize's
    mixed space each GP ask took seconds, 100 trials 10 minutes, for a front no better than
-   NSGA-II's (benchmarks/results/pareto.md);
+   NSGA-II's (benchmarks/results/pareto.md). Once `patience` trials in a row raised no
+   hypervolume, GP and NSGA-II take turns until one does: GP can stall in a corner (on
+   ZDT2 it spent 40 trials at x0 = 0, the front's one end), NSGA-II's offspring of the
+   whole history pull it out;
 3. pymoo's NSGA-II after, whose first population is everything told before: its first
    parents are chosen from all of it, and its survival keeps the best `population_size`.
 
@@ -16,9 +20,9 @@ pymoo's NSGA-II rather than Optuna's in the last phase: on DTLZ4 and WFG2 it wen
 far (benchmarks/results/pareto.md), and warm-starting it by telling it the history is
 pymoo's own ask/tell. The first two phases are Optuna studies holding every trial told so
 far (failed and infeasible ones included), so no phase starts cold; a trial asked in one
-phase and told in the next is told to its own searcher, then to the current one. The phase
-depends only on how many trials were told, never on time, so a replayed journal (resume)
-makes the same choices. The algorithms are Optuna's and pymoo's, untouched: only the
+phase and told in the next is told to its own searcher, then to the current one. Phases
+and turns depend only on what was told, in order, never on time, so a replayed journal
+(resume) makes the same choices. The algorithms are Optuna's and pymoo's, untouched: only the
 schedule and the shared history are ours.
 """
 
@@ -30,6 +34,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from engine.offline.pareto import HypervolumeTracker
 from engine.offline.searchers.base import Searcher, Trial
 from engine.offline.searchers.optuna_searchers import tell_optuna
 from engine.offline.searchers.pymoo_searchers import PymooNSGA2Searcher
@@ -37,7 +42,10 @@ from engine.spec import CategoricalParam, MetricSpec, Space
 
 __all__ = ["AUTO_DEFAULTS", "AutoSearcher"]
 
-AUTO_DEFAULTS: dict[str, int] = {"startup": 10, "gp_until": 100, "population_size": 20}
+AUTO_DEFAULTS: dict[str, int] = {"startup": 10, "gp_until": 200, "population_size": 20, "patience": 5}
+# GP's ask costs ~10x more with three objectives (2.4 s vs 0.25 s at 200 trials,
+# benchmarks/results/gp-ask-time.md): there its phase ends at 100 unless `gp_until` is given
+GP_UNTIL_3_OBJECTIVES = 100
 
 
 class AutoSearcher(Searcher):
@@ -51,20 +59,21 @@ class AutoSearcher(Searcher):
         options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(space, metrics, seed)
-        opts = {**AUTO_DEFAULTS, **(options or {})}
+        defaults = {**AUTO_DEFAULTS, "gp_until": GP_UNTIL_3_OBJECTIVES} if len(metrics) > 2 else AUTO_DEFAULTS
+        opts = {**defaults, **(options or {})}
         unknown = sorted(set(opts) - set(AUTO_DEFAULTS))
         if unknown:
             raise ValueError(
                 f"searcher.options for 'auto': unknown {unknown}; known: {sorted(AUTO_DEFAULTS)}"
             )
-        lowest = {"startup": 0, "gp_until": 0, "population_size": 2}
+        lowest = {"startup": 0, "gp_until": 0, "population_size": 2, "patience": 0}
         bad = {
             k: v for k, v in opts.items() if isinstance(v, bool) or not isinstance(v, int) or v < lowest[k]
         }
         if bad:
             raise ValueError(f"searcher.options for 'auto': {bad} must be whole numbers of at least {lowest}")
         self.startup, self.gp_until = opts["startup"], opts["gp_until"]
-        self.population_size = opts["population_size"]
+        self.population_size, self.patience = opts["population_size"], opts["patience"]
         self.uses_gp = not any(isinstance(p, CategoricalParam) for p in space.params.values())
         self._dists = space.optuna_distributions()
         self._directions = [
@@ -81,6 +90,9 @@ class AutoSearcher(Searcher):
         # our trial id -> the Optuna study and trial, or pymoo's trial id, that asked it
         self._running: dict[str, tuple[optuna.Study, optuna.trial.Trial] | str] = {}
         self._counter = 0
+        self._hypervolume = HypervolumeTracker(self.metrics)
+        self._stale = 0  # trials told in a row that did not raise the hypervolume
+        self._gp_last = False  # whether GP asked the GP phase's last trial
 
     def _phase_now(self) -> str:
         told = self._n_told
@@ -102,31 +114,39 @@ class AutoSearcher(Searcher):
             study.add_trial(_copy(past))
         return study
 
-    def _start_nsga2(self) -> PymooNSGA2Searcher:
-        """pymoo's NSGA-II, its first population every trial told so far."""
-        self._phase, self._study = "nsga2", None
-        pymoo = PymooNSGA2Searcher(
-            self.space, self.metrics, self.seed + 2, {"pop_size": self.population_size}
-        )
-        for past in self._told:
-            pymoo.learn(past.params, self._values(past))
-        return pymoo
+    def _nsga2(self) -> PymooNSGA2Searcher:
+        """pymoo's NSGA-II, made on first use; its first population is every trial told so far."""
+        if self._pymoo is None:
+            options = {"pop_size": self.population_size}
+            self._pymoo = PymooNSGA2Searcher(self.space, self.metrics, self.seed + 2, options)
+            for past in self._told:
+                self._pymoo.learn(past.params, self._values(past))
+        return self._pymoo
 
     def _values(self, trial: FrozenTrial) -> dict[str, float] | None:
         if trial.state != TrialState.COMPLETE:
             return None
         return {m.name: v for m, v in zip(self.metrics, trial.values, strict=True)}
 
+    def _nsga2_turn(self, phase: str) -> bool:
+        """NSGA-II's phase, or the GP phase once `patience` trials in a row raised no
+        hypervolume: then GP and NSGA-II take turns until one raises it, so its offspring
+        pull GP out of a corner it stalls in (on ZDT2 GP spent 40 trials at x0 = 0)."""
+        if phase == "nsga2":
+            return True
+        return phase == "gp" and 0 < self.patience <= self._stale and self._gp_last
+
     def ask(self, n: int = 1) -> list[Trial]:
         out: list[Trial] = []
         source: tuple[optuna.Study, optuna.trial.Trial] | str
         while len(out) < n:
             phase = self._phase_now()
+            asked = self._nsga2().ask(1) if self._nsga2_turn(phase) else []
             if phase == "nsga2":
-                self._pymoo = self._pymoo or self._start_nsga2()
-                asked = self._pymoo.ask(1)
+                self._phase, self._study = "nsga2", None
                 if not asked:  # waiting for its generation to be told
                     break
+            if asked:
                 params, source = asked[0].params, asked[0].trial_id
             else:
                 if phase != self._phase:
@@ -134,6 +154,8 @@ class AutoSearcher(Searcher):
                 assert self._study is not None
                 trial = self._study.ask(self._dists)
                 params, source = {**self.space.fixed, **trial.params}, (self._study, trial)
+            if phase == "gp":
+                self._gp_last = not asked
             trial_id = str(self._counter)
             self._counter += 1
             self._running[trial_id] = source
@@ -144,24 +166,47 @@ class AutoSearcher(Searcher):
         source = self._running.get(trial_id)
         if source is None:
             raise KeyError(f"trial {trial_id!r} is not pending in this searcher")
-        if isinstance(source, str):
-            assert self._pymoo is not None
-            self._pymoo.tell(source, values)
-            del self._running[trial_id]
-            self._n_told += 1
-            return
-        study, trial = source
         ordered = None if values is None else self._check_values(trial_id, values)
         del self._running[trial_id]
+        self._n_told += 1
+        self._track_progress(values)
+        if isinstance(source, str):
+            assert self._pymoo is not None
+            pending = {t.trial_id: t.params for t in self._pymoo.pending()}
+            self._pymoo.tell(source, values)
+            if self._study is not None:  # GP's turn again next: its study learns it
+                frozen = self._frozen(pending[source], values, ordered)
+                self._told.append(frozen)
+                self._study.add_trial(frozen)
+            return
+        study, trial = source
         tell_optuna(study, trial, self.metrics, values, ordered)
         frozen = study._storage.get_trial(trial._trial_id)  # as told, constraints included
-        self._n_told += 1
-        if self._pymoo is not None:  # asked by GP, told once NSGA-II runs: it learns it too
+        if self._pymoo is not None:
             self._pymoo.learn(frozen.params, values)
+        if self._study is None:
             return
         self._told.append(frozen)
-        if study is not self._study and self._study is not None:  # asked in an earlier phase
+        if study is not self._study:  # asked in an earlier phase
             self._study.add_trial(_copy(frozen))
+
+    def _track_progress(self, values: Mapping[str, float] | None) -> None:
+        before = self._hypervolume.value
+        if values is not None and not any(self._violations(values)):
+            self._hypervolume.add(values)
+        self._stale = 0 if self._hypervolume.value > before else self._stale + 1
+
+    def _frozen(
+        self, params: Mapping[str, Any], values: Mapping[str, float] | None, ordered: list[float] | None
+    ) -> FrozenTrial:
+        """A trial NSGA-II asked, as Optuna's studies hold it (constraints included)."""
+        free = {k: v for k, v in params.items() if k in self._dists}
+        if values is None or ordered is None:
+            return optuna.trial.create_trial(state=TrialState.FAIL, params=free, distributions=self._dists)
+        violations = {m.name: m.constraint.violation(values[m.name]) for m in self.metrics if m.constraint}
+        return optuna.trial.create_trial(
+            params=free, distributions=self._dists, values=ordered, constraints=violations or None
+        )
 
     def pending(self) -> list[Trial]:
         out = []
