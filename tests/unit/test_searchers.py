@@ -249,3 +249,15 @@ def test_auto_ends_gp_sooner_with_three_objectives() -> None:
     assert (two.gp_until, three.gp_until) == (200, 100)
     given = make_searcher("auto", NUMERIC, [*METRICS, third], options={"gp_until": 150})
     assert isinstance(given, AutoSearcher) and given.gp_until == 150
+
+
+def test_auto_gives_gp_its_phase_while_no_point_beats_the_reference() -> None:
+    """With no hypervolume yet there is no progress to miss: GP keeps every turn."""
+    options = {"startup": 4, "gp_until": 40, "population_size": 6, "patience": 2}
+    searcher = make_searcher("auto", NUMERIC, METRICS, seed=7, options=options)
+    assert isinstance(searcher, AutoSearcher)
+    outside = {"f1": 20.0, "f2": -1.0}  # f1 worse than its reference, 10
+    for _ in range(10):
+        (t,) = searcher.ask(1)
+        searcher.tell(t.trial_id, outside)
+    assert searcher._pymoo is None

@@ -129,7 +129,7 @@ class AutoSearcher(Searcher):
         return {m.name: v for m, v in zip(self.metrics, trial.values, strict=True)}
 
     def _nsga2_turn(self, phase: str) -> bool:
-        """NSGA-II's phase, or the GP phase once `patience` trials in a row raised no
+        """NSGA-II's phase, or the GP phase once `patience` trials in a row raised no (positive)
         hypervolume: then GP and NSGA-II take turns until one raises it, so its offspring
         pull GP out of a corner it stalls in (on ZDT2 GP spent 40 trials at x0 = 0)."""
         if phase == "nsga2":
@@ -191,10 +191,13 @@ class AutoSearcher(Searcher):
             self._study.add_trial(_copy(frozen))
 
     def _track_progress(self, values: Mapping[str, float] | None) -> None:
+        """Count trials in a row that raised no hypervolume, once there is some: before any
+        point beats the reference there is no progress to measure (ZDT1's first trials)."""
         before = self._hypervolume.value
         if values is not None and not any(self._violations(values)):
             self._hypervolume.add(values)
-        self._stale = 0 if self._hypervolume.value > before else self._stale + 1
+        stalled = 0 < self._hypervolume.value <= before
+        self._stale = self._stale + 1 if stalled else 0
 
     def _frozen(
         self, params: Mapping[str, Any], values: Mapping[str, float] | None, ordered: list[float] | None
