@@ -6,10 +6,10 @@ before it pays, TPE sits between. `auto` runs, by trials told so far:
 
 1. `startup` trials of scrambled Sobol points (Optuna's QMCSampler): space-filling;
 2. Optuna's GPSampler until `gp_until` trials are told (200 with two objectives, 100 with
-   more), fitted on every trial so far, on
-   spaces without categorical parameters only (as Optuna's own AutoSampler): on vectorize's
-   mixed space each GP ask took seconds, 100 trials 10 minutes, for a front no better than
-   NSGA-II's (benchmarks/results/pareto.md). Once `patience` trials in a row raised no
+   more), fitted on every trial so far, on spaces without categorical parameters only (as
+   Optuna's own AutoSampler): on vectorize's mixed space each GP ask took seconds, 100
+   trials 10 minutes, for a front no better than NSGA-II's (benchmarks/results/pareto.md).
+   Once some point beats the reference and `patience` trials in a row raised no
    hypervolume, GP and NSGA-II take turns until one does: GP can stall in a corner (on
    ZDT2 it spent 40 trials at x0 = 0, the front's one end), NSGA-II's offspring of the
    whole history pull it out;
