@@ -177,6 +177,7 @@ class Exploration:
             "metrics": metrics,
             "started_at": result.started_at,
             "duration_s": result.duration_s,
+            "worker": result.worker,
         }
         self.journal.append(row)
         self.searcher.tell(trial_id, metrics)
@@ -215,6 +216,7 @@ class Exploration:
                 "seed": self.spec.seed,
                 "started_at": r["started_at"],
                 "duration_s": r["duration_s"],
+                "worker": r.get("worker", ""),  # journals before 2026-12 did not record it
             }
             row.update({f"param.{k}": v for k, v in r["params"].items()})
             for m in self.spec.metrics:

@@ -5,6 +5,8 @@ failed trial with its reason, never a crashed exploration."""
 from __future__ import annotations
 
 import math
+import os
+import socket
 import time
 import traceback
 from collections.abc import Mapping
@@ -23,6 +25,11 @@ class TrialResult:
     error: str | None = None
     started_at: float = 0.0
     duration_s: float = 0.0
+    worker: str = ""  # host:pid of the process that evaluated it
+
+
+def _worker() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def evaluate(objective: Any, params: dict[str, Any]) -> TrialResult:
@@ -35,7 +42,7 @@ def evaluate(objective: Any, params: dict[str, Any]) -> TrialResult:
         raise
     except BaseException as e:  # Rust extensions (vtracer) panic with a BaseException
         metrics, error = None, describe_error(e)
-    return TrialResult(metrics, error, started, time.perf_counter() - t0)
+    return TrialResult(metrics, error, started, time.perf_counter() - t0, _worker())
 
 
 def describe_error(e: BaseException) -> str:

@@ -19,10 +19,14 @@ from ray.tune.search import Searcher
 
 from engine.offline import Exploration, TrialResult, evaluate
 from engine.ray.metrics import ExplorationMetrics
+from engine.ray.rendezvous import Rendezvous, workers_expected
 from engine.ray.runtime import ensure_ray
 from engine.spec import ObjectiveSpec
 
 _RESULT_KEY = "frontier_result"
+# how long an actor's setup waits for the others (actors took 5.6 s to start on an idle
+# 2-core machine); past it the run goes on with the actors it has
+RENDEZVOUS_TIMEOUT_S = 30.0
 _objectives: dict[str, Any] = {}
 
 
@@ -42,10 +46,14 @@ class EvaluateTrial(tune.Trainable):
     An objective error is data (a failed TrialResult), not a crashed trial.
     """
 
-    def setup(self, config: dict[str, Any], objective: ObjectiveSpec | None = None) -> None:
+    def setup(
+        self, config: dict[str, Any], objective: ObjectiveSpec | None = None, rendezvous: Any = None
+    ) -> None:
         if objective is None:
             raise TypeError("EvaluateTrial needs its objective: wrap it with tune.with_parameters")
         self.objective = _objective(objective)
+        if rendezvous is not None:  # see engine.ray.rendezvous: without it a run can go serial
+            ray.get(rendezvous.arrive.remote(RENDEZVOUS_TIMEOUT_S))
 
     def reset_config(self, new_config: dict[str, Any]) -> bool:
         return True
@@ -104,8 +112,10 @@ def run_on_tune(exploration: Exploration, objective: Any = None) -> None:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     ensure_ray()
     ExplorationMetrics(exploration)  # the hypervolume and trials on Ray's metrics from now on
+    cpus_before = ray.available_resources().get("CPU", 0.0)
+    rendezvous = Rendezvous.remote(_workers_expected(exploration, cpus_before))  # type: ignore[attr-defined]
     trainable = tune.with_resources(
-        tune.with_parameters(EvaluateTrial, objective=spec.objective),
+        tune.with_parameters(EvaluateTrial, objective=spec.objective, rendezvous=rendezvous),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
     )
     runs = exploration.out_dir / "tune"
@@ -130,9 +140,21 @@ def run_on_tune(exploration: Exploration, objective: Any = None) -> None:
     )
     # Tune's result grid looks for the per-trial logs we turned off; it only warns.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
-    cpus_before = ray.available_resources().get("CPU", 0.0)
-    tuner.fit()
+    try:
+        tuner.fit()
+    finally:
+        ray.kill(rendezvous)
     _wait_for_cpus(cpus_before)
+
+
+def _workers_expected(exploration: Exploration, cpus_free: float) -> int:
+    """How many trial actors this run can have at once, for the rendezvous."""
+    spec = exploration.spec
+    trials_left = None if spec.budget.trials is None else spec.budget.trials - len(exploration.results)
+    slots = cpus_free / spec.resources.cpu
+    if spec.resources.gpu:
+        slots = min(slots, ray.available_resources().get("GPU", 0.0) / spec.resources.gpu)
+    return workers_expected(spec.concurrency, trials_left, slots)
 
 
 def _wait_for_cpus(level: float, timeout_s: float = 10.0) -> None:

@@ -44,6 +44,9 @@ def test_parallel_trials_respect_budget_and_the_front_is_consistent(tmp_path: Pa
     summary = explore(spec, tmp_path, runner=run_on_tune, progress=False)
     trials = pd.read_parquet(tmp_path / "trials.parquet")
     assert len(trials) == 30 and trials["trial_id"].is_unique
+    # both workers ran trials: with trials shorter than an actor's start-up, Tune used to hand
+    # the first actor every trial and cancel the second (engine.ray.rendezvous)
+    assert trials["worker"].nunique() == 2
     # the front is the brute-force non-dominated set of the trials, however they interleaved
     points = {t: (a, b) for t, a, b in trials[["trial_id", "metric.f1", "metric.f2"]].itertuples(index=False)}
     dominated = {
@@ -83,7 +86,13 @@ def test_auto_runs_on_tune_at_concurrency_2(tmp_path: Path) -> None:
     trial runs twice, and every trial lies in the space."""
     spec = zdt1("auto", trials=24, concurrency=2)
     phases = {"startup": 4, "gp_until": 10, "population_size": 6}
-    spec = spec.model_copy(update={"searcher": spec.searcher.model_copy(update={"options": phases})})
+    f1, f2 = spec.metrics  # a reference 24 trials reach into whatever order two workers tell them
+    spec = spec.model_copy(
+        update={
+            "searcher": spec.searcher.model_copy(update={"options": phases}),
+            "metrics": [f1, f2.model_copy(update={"reference": 10.0})],
+        }
+    )
     summary = explore(spec, tmp_path, runner=run_on_tune, progress=False)
     trials = pd.read_parquet(tmp_path / "trials.parquet")
     assert len(trials) == 24 == summary.trials and trials["trial_id"].is_unique
