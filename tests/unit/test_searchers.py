@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 
 from engine.offline.searchers import SEARCHERS, AutoSearcher, Searcher, make_searcher
@@ -241,14 +242,30 @@ def test_the_unit_cubes_corners_decode_inside_the_bounds() -> None:
     assert SPACE.from_unit(SPACE.to_unit({"x": 1.0, "lr": 0.1, "k": 8, "mode": "c"}))["lr"] == 0.1
 
 
-def test_auto_ends_gp_sooner_with_three_objectives() -> None:
-    """GP's asks cost ~10x more with three objectives: its phase ends at 100, not 200."""
+def test_auto_scalarises_for_gp_with_three_objectives() -> None:
+    """With three objectives each GP ask models one random Chebyshev scalarisation of the
+    whole history (ParEGO: a single-objective study, where hypervolume improvement costs
+    ~10x more an ask). Scores are 0 at the best value seen and the largest weight (+ rho
+    times their sum) at the reference; the history keeps the values as measured."""
     third = MetricSpec(name="f3", direction="min", reference=10.0)
-    two, three = (make_searcher("auto", NUMERIC, m) for m in (METRICS, [*METRICS, third]))
-    assert isinstance(two, AutoSearcher) and isinstance(three, AutoSearcher)
-    assert (two.gp_until, three.gp_until) == (200, 100)
-    given = make_searcher("auto", NUMERIC, [*METRICS, third], options={"gp_until": 150})
-    assert isinstance(given, AutoSearcher) and given.gp_until == 150
+    options = {"startup": 2, "gp_until": 40, "patience": 0}
+    searcher = make_searcher("auto", NUMERIC, [*METRICS, third], seed=7, options=options)
+    assert isinstance(searcher, AutoSearcher) and searcher.scalarised
+    measured = [{"f1": 0.0, "f2": 0.0, "f3": 0.0}, {"f1": 10.0, "f2": -10.0, "f3": 10.0}]
+    for values in [*measured, {"f1": 1.0, "f2": -1.0, "f3": 1.0}]:  # Sobol, Sobol, GP
+        (t,) = searcher.ask(1)
+        source = searcher._running[t.trial_id]
+        searcher.tell(t.trial_id, values)
+    assert not isinstance(source, str)
+    study = source[0]
+    assert len(study.directions) == 1
+    best, at_reference = (trial.value for trial in study.trials[:2])
+    weights = np.random.default_rng([7, 0]).dirichlet(np.ones(3))  # the seed's, first ask
+    assert best == 0.0 and at_reference == pytest.approx(weights.max() + 0.05)  # rho: 0.05
+    assert [t.values for t in searcher._told] == [[0.0, 0.0, 0.0], [10.0, -10.0, 10.0], [1.0, -1.0, 1.0]]
+    assert searcher._study is not None and len(searcher._study.trials) == 3
+    two = make_searcher("auto", NUMERIC, METRICS)
+    assert isinstance(two, AutoSearcher) and not two.scalarised
 
 
 def test_auto_gives_gp_its_phase_while_no_point_beats_the_reference() -> None:

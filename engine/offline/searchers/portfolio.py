@@ -5,10 +5,16 @@ ahead at 100 evaluations and too slow beyond a few hundred, NSGA-II needs a popu
 before it pays, TPE sits between. `auto` runs, by trials told so far:
 
 1. `startup` trials of scrambled Sobol points (Optuna's QMCSampler): space-filling;
-2. Optuna's GPSampler until `gp_until` trials are told (200 with two objectives, 100 with
-   more), fitted on every trial so far, on spaces without categorical parameters only (as
-   Optuna's own AutoSampler): on vectorize's mixed space each GP ask took seconds, 100
-   trials 10 minutes, for a front no better than NSGA-II's (benchmarks/results/pareto.md).
+2. Optuna's GPSampler until `gp_until` trials are told (200), fitted on every trial so far,
+   on spaces without categorical parameters only (as Optuna's own AutoSampler): on
+   vectorize's mixed space each GP ask took seconds, 100 trials 10 minutes, for a front no
+   better than NSGA-II's (benchmarks/results/pareto.md). With two objectives its
+   acquisition is expected hypervolume improvement (EHVI). With three or more, where EHVI
+   costs ~10x more per ask, each ask fits GP to one random augmented Chebyshev
+   scalarisation of the whole history instead (ParEGO, Knowles 2006): single-objective,
+   0.2-0.7 s an ask at 200 trials. On 3 seeds (2026-12-01) it lifted DTLZ4 (HV@200 0.41 vs
+   0.23 with EHVI to 100) and DTLZ2 (0.64 vs 0.61), and lost WFG2@100 (42.9 vs 48.1); EHVI
+   and ParEGO taking turns until 100 kept WFG2 (54.2) but lost DTLZ2@100 (0.49).
    Once some point beats the reference and `patience` trials in a row raised no
    hypervolume, GP and NSGA-II take turns until one does: GP can stall in a corner (on
    ZDT2 it spent 40 trials at x0 = 0, the front's one end), NSGA-II's offspring of the
@@ -22,8 +28,9 @@ pymoo's own ask/tell. The first two phases are Optuna studies holding every tria
 far (failed and infeasible ones included), so no phase starts cold; a trial asked in one
 phase and told in the next is told to its own searcher, then to the current one. Phases
 and turns depend only on what was told, in order, never on time, so a replayed journal
-(resume) makes the same choices. The algorithms are Optuna's and pymoo's, untouched: only the
-schedule and the shared history are ours.
+(resume) makes the same choices. The algorithms are Optuna's and pymoo's, untouched: ours are
+the schedule, the shared history and ParEGO's scalarisation (a few lines of numpy; neither
+Optuna nor pymoo has ParEGO, and pymoo's Tchebicheff decomposition does not normalise).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
@@ -43,9 +51,9 @@ from engine.spec import CategoricalParam, MetricSpec, Space
 __all__ = ["AUTO_DEFAULTS", "AutoSearcher"]
 
 AUTO_DEFAULTS: dict[str, int] = {"startup": 10, "gp_until": 200, "population_size": 20, "patience": 5}
-# GP's ask costs ~10x more with three objectives (2.4 s vs 0.25 s at 200 trials,
-# benchmarks/results/gp-ask-time.md): there its phase ends at 100 unless `gp_until` is given
-GP_UNTIL_3_OBJECTIVES = 100
+# ParEGO's augmentation weight (Knowles 2006): keeps weakly dominated points from scoring
+# as well as the points that dominate them
+CHEBYSHEV_RHO = 0.05
 
 
 class AutoSearcher(Searcher):
@@ -59,8 +67,7 @@ class AutoSearcher(Searcher):
         options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(space, metrics, seed)
-        defaults = {**AUTO_DEFAULTS, "gp_until": GP_UNTIL_3_OBJECTIVES} if len(metrics) > 2 else AUTO_DEFAULTS
-        opts = {**defaults, **(options or {})}
+        opts = {**AUTO_DEFAULTS, **(options or {})}
         unknown = sorted(set(opts) - set(AUTO_DEFAULTS))
         if unknown:
             raise ValueError(
@@ -75,6 +82,12 @@ class AutoSearcher(Searcher):
         self.startup, self.gp_until = opts["startup"], opts["gp_until"]
         self.population_size, self.patience = opts["population_size"], opts["patience"]
         self.uses_gp = not any(isinstance(p, CategoricalParam) for p in space.params.values())
+        # GP's expected hypervolume improvement costs ~10x more per ask with three objectives
+        # (2.4 s vs 0.25 s at 200 trials, benchmarks/results/gp-ask-time.md): there GP models
+        # one random scalarisation per ask instead (ParEGO), 0.2-0.7 s an ask at 200
+        self.scalarised = len(self.metrics) > 2
+        self._chebyshev_gp = optuna.samplers.GPSampler(seed=seed + 1, n_startup_trials=0)
+        self._chebyshev_asks = 0
         self._dists = space.optuna_distributions()
         self._directions = [
             optuna.study.StudyDirection.MINIMIZE
@@ -128,6 +141,30 @@ class AutoSearcher(Searcher):
             return None
         return {m.name: v for m, v in zip(self.metrics, trial.values, strict=True)}
 
+    def _chebyshev_study(self) -> optuna.Study:
+        """A one-ask study of the history scored by an augmented Chebyshev scalarisation with
+        fresh random weights (ParEGO, Knowles 2006; the GP is Optuna's): each metric scaled
+        from the best value seen (0) to its reference (1), or to the worst seen while nothing
+        beats the reference. Weights depend only on the seed and the asks so far."""
+        rng = np.random.default_rng([self.seed, self._chebyshev_asks])
+        self._chebyshev_asks += 1
+        weights = rng.dirichlet(np.ones(len(self.metrics)))
+        done = [t for t in self._told if t.state == TrialState.COMPLETE]
+        scores: list[float] = []
+        if done:
+            sign = np.array([m.sign() for m in self.metrics])
+            f = np.array([t.values for t in done]) * sign
+            ideal, reference = f.min(axis=0), np.array([m.reference for m in self.metrics]) * sign
+            span = np.where(reference > ideal, reference - ideal, f.max(axis=0) - ideal)
+            scaled = weights * (f - ideal) / np.maximum(span, 1e-12)
+            scores = (scaled.max(axis=1) + CHEBYSHEV_RHO * scaled.sum(axis=1)).tolist()
+        score = iter(scores)
+        study = optuna.create_study(sampler=self._chebyshev_gp)
+        study.add_trials(
+            [_copy(t, [next(score)]) if t.state == TrialState.COMPLETE else _copy(t) for t in self._told]
+        )
+        return study
+
     def _nsga2_turn(self, phase: str) -> bool:
         """NSGA-II's phase, or the GP phase once `patience` trials in a row raised no (positive)
         hypervolume: then GP and NSGA-II take turns until one raises it, so its offspring
@@ -152,8 +189,9 @@ class AutoSearcher(Searcher):
                 if phase != self._phase:
                     self._study = self._new_study(phase)
                 assert self._study is not None
-                trial = self._study.ask(self._dists)
-                params, source = {**self.space.fixed, **trial.params}, (self._study, trial)
+                study = self._chebyshev_study() if phase == "gp" and self.scalarised else self._study
+                trial = study.ask(self._dists)
+                params, source = {**self.space.fixed, **trial.params}, (study, trial)
             if phase == "gp":
                 self._gp_last = not asked
             trial_id = str(self._counter)
@@ -180,8 +218,11 @@ class AutoSearcher(Searcher):
                 self._study.add_trial(frozen)
             return
         study, trial = source
-        tell_optuna(study, trial, self.metrics, values, ordered)
-        frozen = study._storage.get_trial(trial._trial_id)  # as told, constraints included
+        if study.sampler is self._chebyshev_gp:  # a one-ask study: the history keeps the trial
+            frozen = self._frozen(trial.params, values, ordered)
+        else:
+            tell_optuna(study, trial, self.metrics, values, ordered)
+            frozen = study._storage.get_trial(trial._trial_id)  # as told, constraints included
         if self._pymoo is not None:
             self._pymoo.learn(frozen.params, values)
         if self._study is None:
@@ -227,12 +268,13 @@ class AutoSearcher(Searcher):
         return self._phase_now()
 
 
-def _copy(trial: FrozenTrial) -> FrozenTrial:
-    """A told trial for another study: its constraints travel in its system attributes."""
+def _copy(trial: FrozenTrial, values: list[float] | None = None) -> FrozenTrial:
+    """A told trial for another study, with its values or these: its constraints travel in
+    its system attributes."""
     return optuna.trial.create_trial(
         state=trial.state,
         params=trial.params,
         distributions=trial.distributions,
-        values=trial.values if trial.state == TrialState.COMPLETE else None,
+        values=(values or trial.values) if trial.state == TrialState.COMPLETE else None,
         system_attrs=trial.system_attrs,
     )
