@@ -82,8 +82,8 @@ def full_plan(problems: Sequence[str], n_seeds: int) -> Plan:
 def gp_notes(plan: Plan) -> tuple[str, ...]:
     notes = [
         f"GP (Optuna GPSampler) runs to {gp_reach(plan)} evaluations only: its time per ask grows "
-        "with the trials and the front (benchmarks/results/gp-ask-time.md: 2.4 s at 200 trials "
-        "on DTLZ2, 0.25 s on ZDT1); at a budget it does not reach, GP is not among the peers."
+        "with the trials and the front (benchmarks/results/gp-ask-time.md: 6.1 s at 200 trials "
+        "on DTLZ2, 0.65 s on ZDT1); at a budget it does not reach, GP is not among the peers."
     ]
     if plan.gp_seeds < len(plan.seeds):
         notes.append(

@@ -12,9 +12,10 @@ before it pays, TPE sits between. `auto` runs, by trials told so far:
    acquisition is expected hypervolume improvement (EHVI). With three or more, where EHVI
    costs ~10x more per ask, each ask fits GP to one random augmented Chebyshev
    scalarisation of the whole history instead (ParEGO, Knowles 2006): single-objective,
-   0.2-0.7 s an ask at 200 trials. On 3 seeds (2026-12-01) it lifted DTLZ4 (HV@200 0.41 vs
-   0.23 with EHVI to 100) and DTLZ2 (0.64 vs 0.61), and lost WFG2@100 (42.9 vs 48.1); EHVI
-   and ParEGO taking turns until 100 kept WFG2 (54.2) but lost DTLZ2@100 (0.49).
+   0.43 s an ask at 200 trials against EHVI's 6.1 s. On 3 seeds (2026-12-01) it lifted
+   DTLZ4 (HV@200 0.41 vs 0.23 with EHVI to 100) and DTLZ2 (0.64 vs 0.61), and lost
+   WFG2@100 (42.9 vs 48.1); EHVI and ParEGO taking turns until 100 kept WFG2 (54.2) but
+   lost DTLZ2@100 (0.49).
    Once some point beats the reference and `patience` trials in a row raised no
    hypervolume, GP and NSGA-II take turns until one does: GP can stall in a corner (on
    ZDT2 it spent 40 trials at x0 = 0, the front's one end), NSGA-II's offspring of the
@@ -83,8 +84,8 @@ class AutoSearcher(Searcher):
         self.population_size, self.patience = opts["population_size"], opts["patience"]
         self.uses_gp = not any(isinstance(p, CategoricalParam) for p in space.params.values())
         # GP's expected hypervolume improvement costs ~10x more per ask with three objectives
-        # (2.4 s vs 0.25 s at 200 trials, benchmarks/results/gp-ask-time.md): there GP models
-        # one random scalarisation per ask instead (ParEGO), 0.2-0.7 s an ask at 200
+        # (6.1 s vs 0.65 s at 200 trials, benchmarks/results/gp-ask-time.md): there GP models
+        # one random scalarisation per ask instead (ParEGO), 0.43 s an ask at 200
         self.scalarised = len(self.metrics) > 2
         self._chebyshev_gp = optuna.samplers.GPSampler(seed=seed + 1, n_startup_trials=0)
         self._chebyshev_asks = 0
