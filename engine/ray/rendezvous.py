@@ -6,7 +6,7 @@ it had requested (TuneController._maybe_reuse_cached_actor). Starting an actor (
 process, our imports, the objective's images) took 5.6 s here; a 128 px vectorize trial
 takes 0.12 s. So when the first actor finished its first trial before the second actor was
 up, the second one was cancelled, and so was every later one: the whole run went serial
-(measured 2026-12-01: 2 of 4 concurrency-2 runs, 91-95 s against 48.5 s, one actor started
+(measured 2026-12-01: 3 of 4 concurrency-2 runs, 91-95 s against 48.5 s, one actor started
 in 400 trials). Tune has no option for this; the rendezvous is ours: each actor's setup
 waits until the expected number of actors has arrived, or `timeout_s` has passed.
 """
