@@ -34,9 +34,11 @@ OPTIONS = {
 }
 
 
-# auto runs GP only on spaces without categories: "auto-gp" is auto on SPACE without `mode`
+# auto runs GP only on spaces without categories: "auto-gp" is auto on SPACE without `mode`,
+# "auto-3" the same with a third objective (its GP phase scalarises: ParEGO)
 NUMERIC = Space({name: p for name, p in SPACE.params.items() if name != "mode"})
-CASES = (*SEARCHERS, "auto-gp")
+THIRD = MetricSpec(name="f3", direction="min", reference=10.0)
+CASES = (*SEARCHERS, "auto-gp", "auto-3")
 
 
 def evaluate(params: dict) -> dict[str, float] | None:
@@ -46,19 +48,21 @@ def evaluate(params: dict) -> dict[str, float] | None:
         return None
     penalty = {"a": 0.0, "b": 0.3, "c": 0.6}[mode]
     f1 = params["x"] + penalty + abs(math.log10(params["lr"]) + 2) / 3
-    return {"f1": f1, "f2": -((1 - params["x"]) ** 2) - params["k"] / 8 - penalty}
+    f3 = (params["x"] - 0.5) ** 2 + abs(math.log10(params["lr"]) + 3) / 3  # read by auto-3 only
+    return {"f1": f1, "f2": -((1 - params["x"]) ** 2) - params["k"] / 8 - penalty, "f3": f3}
 
 
 def build(name: str, seed: int = 7) -> Searcher:
-    if name == "auto-gp":
-        return make_searcher("auto", NUMERIC, METRICS, seed=seed, options=OPTIONS["auto"])
+    if name in ("auto-gp", "auto-3"):
+        metrics = [*METRICS, THIRD] if name == "auto-3" else METRICS
+        return make_searcher("auto", NUMERIC, metrics, seed=seed, options=OPTIONS["auto"])
     return make_searcher(name, SPACE, METRICS, seed=seed, options=OPTIONS.get(name))
 
 
 def mirrored(params: dict) -> dict[str, float] | None:
     """The same problem with both objectives' signs flipped: the best trials become the worst."""
     values = evaluate(params)
-    return None if values is None else {"f1": -values["f1"], "f2": -values["f2"] - 4.0}
+    return None if values is None else {"f1": -values["f1"], "f2": -values["f2"] - 4.0, "f3": -values["f3"]}
 
 
 Objective = Callable[[dict], dict[str, float] | None]
@@ -111,7 +115,7 @@ def test_state_round_trip_continues_identically(name: str) -> None:
 # the searchers that learn from results, with the trials they sample before they do: TPE's
 # 10 start-up trials, a population of 6, auto's 4 Sobol points (gp learns too, but is too
 # slow to run twice here; auto runs it for 6 trials on a numeric space)
-STARTUP = {"tpe": 10, "nsga2": 6, "pymoo-nsga2": 6, "auto": 4, "auto-gp": 4}
+STARTUP = {"tpe": 10, "nsga2": 6, "pymoo-nsga2": 6, "auto": 4, "auto-gp": 4, "auto-3": 4}
 
 
 @pytest.mark.parametrize("name", STARTUP)
@@ -247,9 +251,8 @@ def test_auto_scalarises_for_gp_with_three_objectives() -> None:
     whole history (ParEGO: a single-objective study, where hypervolume improvement costs
     ~10x more an ask). Scores are 0 at the best value seen and the largest weight (+ rho
     times their sum) at the reference; the history keeps the values as measured."""
-    third = MetricSpec(name="f3", direction="min", reference=10.0)
     options = {"startup": 2, "gp_until": 40, "patience": 0}
-    searcher = make_searcher("auto", NUMERIC, [*METRICS, third], seed=7, options=options)
+    searcher = make_searcher("auto", NUMERIC, [*METRICS, THIRD], seed=7, options=options)
     assert isinstance(searcher, AutoSearcher) and searcher.scalarised
     measured = [{"f1": 0.0, "f2": 0.0, "f3": 0.0}, {"f1": 10.0, "f2": -10.0, "f3": 10.0}]
     for values in [*measured, {"f1": 1.0, "f2": -1.0, "f3": 1.0}]:  # Sobol, Sobol, GP
