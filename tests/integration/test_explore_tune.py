@@ -44,9 +44,6 @@ def test_parallel_trials_respect_budget_and_the_front_is_consistent(tmp_path: Pa
     summary = explore(spec, tmp_path, runner=run_on_tune, progress=False)
     trials = pd.read_parquet(tmp_path / "trials.parquet")
     assert len(trials) == 30 and trials["trial_id"].is_unique
-    # both workers ran trials: with trials shorter than an actor's start-up, Tune used to hand
-    # the first actor every trial and cancel the second (engine.ray.rendezvous)
-    assert trials["worker"].nunique() == 2
     # the front is the brute-force non-dominated set of the trials, however they interleaved
     points = {t: (a, b) for t, a, b in trials[["trial_id", "metric.f1", "metric.f2"]].itertuples(index=False)}
     dominated = {
