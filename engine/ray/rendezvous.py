@@ -40,12 +40,10 @@ class Rendezvous:
         return self.arrived
 
 
-def workers_expected(concurrency: int, trials_left: int | None, slots: float | None) -> int:
+def workers_expected(concurrency: int, trials_left: int | None, slots: float) -> int:
     """How many trial actors can run at once: the concurrency, capped by the trials left
-    and by the free resources' slots (None: not limited by that)."""
-    n = concurrency
+    (None: no trial budget) and by the free resources' slots."""
+    n = min(concurrency, int(slots))
     if trials_left is not None:
         n = min(n, trials_left)
-    if slots is not None:
-        n = min(n, int(slots))
     return max(n, 1)
