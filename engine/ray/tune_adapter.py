@@ -18,15 +18,20 @@ from ray import tune
 from ray.tune.search import Searcher
 
 from engine.offline import Exploration, TrialResult, evaluate
+from engine.ray.actor_keeper import ActorKeeper
 from engine.ray.metrics import ExplorationMetrics
-from engine.ray.rendezvous import Rendezvous, workers_expected
 from engine.ray.runtime import ensure_ray
 from engine.spec import ObjectiveSpec
 
+_log = logging.getLogger(__name__)
 _RESULT_KEY = "frontier_result"
-# how long an actor's setup waits for the others (actors took 5.6 s to start on an idle
+# an idle trial's config: the results recorded when it was handed out (engine.ray.actor_keeper)
+_IDLE_KEY = "frontier_idle_after"
+# how long an actor's first step waits for the others (actors took 5.6 s to start on an idle
 # 2-core machine); past it the run goes on with the actors it has
 RENDEZVOUS_TIMEOUT_S = 30.0
+# an idle trial ends at the next result or after this, when the searcher is asked again
+IDLE_TIMEOUT_S = 1.0
 _objectives: dict[str, Any] = {}
 
 
@@ -47,18 +52,31 @@ class EvaluateTrial(tune.Trainable):
     """
 
     def setup(
-        self, config: dict[str, Any], objective: ObjectiveSpec | None = None, rendezvous: Any = None
+        self, config: dict[str, Any], objective: ObjectiveSpec | None = None, keeper: Any = None
     ) -> None:
         if objective is None:
             raise TypeError("EvaluateTrial needs its objective: wrap it with tune.with_parameters")
         self.objective = _objective(objective)
-        if rendezvous is not None:  # see engine.ray.rendezvous: without it a run can go serial
-            ray.get(rendezvous.arrive.remote(RENDEZVOUS_TIMEOUT_S))
+        self.keeper = keeper
+        self.arrived = keeper is None
+
+    def _arrive(self) -> None:
+        """First step: wait for the other actors' first steps (engine.ray.actor_keeper).
+
+        Not in `setup`: Tune may process this actor's first result before it notices that
+        another actor has started, and cancel that one."""
+        if not self.arrived:
+            ray.get(self.keeper.arrive.remote(RENDEZVOUS_TIMEOUT_S))
+            self.arrived = True
 
     def reset_config(self, new_config: dict[str, Any]) -> bool:
         return True
 
     def step(self) -> dict[str, Any]:
+        self._arrive()
+        if _IDLE_KEY in self.config:
+            ray.get(self.keeper.wait_for_result.remote(self.config[_IDLE_KEY], IDLE_TIMEOUT_S))
+            return {"done": True}
         result = evaluate(self.objective, self.config)
         return {_RESULT_KEY: json.dumps(dataclasses.asdict(result), default=float), "done": True}
 
@@ -66,9 +84,10 @@ class EvaluateTrial(tune.Trainable):
 class TuneSearcher(Searcher):
     """Hands Tune the exploration's trials and tells it the results."""
 
-    def __init__(self, exploration: Exploration) -> None:
+    def __init__(self, exploration: Exploration, keeper: Any = None) -> None:
         super().__init__(metric=None, mode=None)
         self.exploration = exploration
+        self.keeper = keeper
         self._ours: dict[str, str] = {}  # Tune trial id -> our trial id
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
@@ -83,8 +102,11 @@ class TuneSearcher(Searcher):
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         trial = self.exploration.next_trial()
         if trial is None:
-            # Tune's protocol signals the end with the FINISHED string in place of a config
-            return Searcher.FINISHED if not self.exploration.budget_left() else None  # type: ignore[return-value]
+            if not self.exploration.budget_left():
+                # Tune's protocol signals the end with the FINISHED string in place of a config
+                return Searcher.FINISHED  # type: ignore[return-value]
+            # the searcher waits for a running trial: an idle trial keeps this slot's actor
+            return {_IDLE_KEY: len(self.exploration.results)} if self.keeper is not None else None
         self._ours[trial_id] = trial.trial_id
         return dict(trial.params)
 
@@ -100,6 +122,8 @@ class TuneSearcher(Searcher):
         else:
             outcome = TrialResult(**json.loads(raw))
         self.exploration.record(ours, outcome)
+        if self.keeper is not None:
+            self.keeper.result_recorded.remote(len(self.exploration.results))
 
 
 def run_on_tune(exploration: Exploration, objective: Any = None) -> None:
@@ -113,16 +137,17 @@ def run_on_tune(exploration: Exploration, objective: Any = None) -> None:
     ensure_ray()
     ExplorationMetrics(exploration)  # the hypervolume and trials on Ray's metrics from now on
     cpus_before = ray.available_resources().get("CPU", 0.0)
-    rendezvous = Rendezvous.remote(_workers_expected(exploration, cpus_before))  # type: ignore[attr-defined]
+    expected = _workers_expected(exploration, cpus_before)
+    keeper = ActorKeeper.remote(expected)  # type: ignore[attr-defined]
     trainable = tune.with_resources(
-        tune.with_parameters(EvaluateTrial, objective=spec.objective, rendezvous=rendezvous),
+        tune.with_parameters(EvaluateTrial, objective=spec.objective, keeper=keeper),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
     )
     runs = exploration.out_dir / "tune"
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=TuneSearcher(exploration),
+            search_alg=TuneSearcher(exploration, keeper),
             num_samples=-1,
             max_concurrent_trials=spec.concurrency,
             time_budget_s=spec.budget.wall_time_s,
@@ -142,19 +167,22 @@ def run_on_tune(exploration: Exploration, objective: Any = None) -> None:
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     try:
         tuner.fit()
+        _log.info("trial actors: %d expected, %d started", expected, ray.get(keeper.count.remote()))
     finally:
-        ray.kill(rendezvous)
+        ray.kill(keeper)
     _wait_for_cpus(cpus_before)
 
 
 def _workers_expected(exploration: Exploration, cpus_free: float) -> int:
-    """How many trial actors this run can have at once, for the rendezvous."""
+    """How many trial actors this run can have at once (the actors' rendezvous): the
+    concurrency, capped by the trials left and the free CPU (and GPU) slots."""
     spec = exploration.spec
-    trials_left = None if spec.budget.trials is None else spec.budget.trials - len(exploration.results)
-    slots = cpus_free / spec.resources.cpu
+    n = min(spec.concurrency, int(cpus_free / spec.resources.cpu))
     if spec.resources.gpu:
-        slots = min(slots, ray.available_resources().get("GPU", 0.0) / spec.resources.gpu)
-    return workers_expected(spec.concurrency, trials_left, slots)
+        n = min(n, int(ray.available_resources().get("GPU", 0.0) / spec.resources.gpu))
+    if spec.budget.trials is not None:
+        n = min(n, spec.budget.trials - len(exploration.results))
+    return max(n, 1)
 
 
 def _wait_for_cpus(level: float, timeout_s: float = 10.0) -> None:

@@ -57,6 +57,10 @@ def test_parallel_trials_respect_budget_and_the_front_is_consistent(tmp_path: Pa
     tops = ([10.0] + [b for _, b in xs])[: len(xs)]
     area = sum((1.1 - a) * (top - b) for (a, b), top in zip(xs, tops, strict=True))
     assert summary.hypervolume == pytest.approx(area) and len(xs) > 1
+    # two workers shared the trials, in the first generation (20) and after the searcher
+    # waited for it to end (engine.ray.actor_keeper: Tune would have gone serial)
+    workers = trials.sort_values("started_at")["worker"]
+    assert workers[:20].nunique() == 2 and workers[20:].nunique() == 2
 
 
 def test_failing_trials_are_recorded_and_do_not_stop_the_run(tmp_path: Path) -> None:
