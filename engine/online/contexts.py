@@ -65,7 +65,7 @@ class ContextClusters:
         """The label `assign` would give these features now, without learning from them."""
         x = self._prepare(features)
         best = self._nearest(x)
-        return _name(x) if best is None else self.labels[best]
+        return _name(features) if best is None else self.labels[best]
 
     def assign(self, features: Sequence[float]) -> str:
         """The cluster label for these features, learning from them (call in event order)."""
@@ -74,7 +74,7 @@ class ContextClusters:
         best = self._nearest(x)
         if best is None:
             self.centroids = np.vstack([self.centroids.reshape(-1, len(x)), x])
-            self.labels.append(_name(x))
+            self.labels.append(_name(features))
             self.sizes.append(1)
             return self.labels[-1]
         self.sizes[best] += 1
@@ -100,6 +100,10 @@ class ContextClusters:
         self._m2 += delta * (x - self._mean)
 
 
-def _name(x: np.ndarray) -> str:
-    """A cluster's name: that of the (transformed) point that opens it."""
-    return "cluster-" + hashlib.blake2b(x.tobytes(), digest_size=4).hexdigest()
+def _name(features: Sequence[float]) -> str:
+    """A cluster's name: that of the point that opens it, as sent. Not of its transform:
+    log1p's last bit differs between CPUs (seen 2026-12-07), and replicas on different
+    machines must name a cluster alike."""
+    return (
+        "cluster-" + hashlib.blake2b(np.asarray(features, dtype=float).tobytes(), digest_size=4).hexdigest()
+    )
