@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+import optuna
 import pytest
 
 from engine.offline.searchers import SEARCHERS, AutoSearcher, Searcher, make_searcher
@@ -172,7 +173,7 @@ def test_auto_switches_searchers_on_one_shared_history() -> None:
     searcher = make_searcher("auto", NUMERIC, METRICS, seed=7, options=options)
     assert isinstance(searcher, AutoSearcher)
     drive(searcher, 4, batch=1)
-    assert searcher.phase == "gp"
+    assert searcher.phase == "model"
     drive(searcher, 5, batch=1)
     assert searcher._study is not None
     assert len(searcher._study.trials) == 9  # GP's study holds the Sobol points too
@@ -207,9 +208,9 @@ def test_auto_gives_nsga2_turns_while_gp_raises_no_hypervolume() -> None:
     sources = []
     for k in range(4, 10):
         (t,) = searcher.ask(1)
-        sources.append("nsga2" if isinstance(searcher._running[t.trial_id], str) else "gp")
+        sources.append("nsga2" if isinstance(searcher._running[t.trial_id], str) else "model")
         searcher.tell(t.trial_id, worse(k))
-    assert sources == ["gp", "nsga2"] * 3
+    assert sources == ["model", "nsga2"] * 3
     study, nsga2 = searcher._study, searcher._pymoo
     assert study is not None and nsga2 is not None
     assert len(study.trials) == 10  # NSGA-II's 3 trials too
@@ -219,12 +220,18 @@ def test_auto_gives_nsga2_turns_while_gp_raises_no_hypervolume() -> None:
     assert [isinstance(searcher._running[u.trial_id], str) for u in searcher.ask(2)] == [False, False]
 
 
-def test_auto_skips_gp_on_a_space_with_categories() -> None:
-    """As Optuna's AutoSampler: no GP where a parameter is categorical (seconds per ask there)."""
+def test_auto_models_a_space_with_categories_with_tpe() -> None:
+    """As Optuna's AutoSampler: no GP where a parameter is categorical (seconds per ask
+    there); TPE is the model, then NSGA-II as on numeric spaces."""
     searcher = build("auto")
     assert isinstance(searcher, AutoSearcher)
-    assert not searcher.uses_gp
-    drive(searcher, 4, batch=1)
+    assert not searcher.uses_gp and not searcher.scalarised
+    drive(searcher, 5, batch=1)
+    assert searcher.phase == "model"
+    assert searcher._study is not None
+    assert isinstance(searcher._study.sampler, optuna.samplers.TPESampler)
+    assert len(searcher._study.trials) == 5  # the Sobol points and its own
+    drive(searcher, 5, batch=1)
     assert searcher.phase == "nsga2"
     drive(searcher, 6, batch=1)
     assert searcher._pymoo is not None

@@ -22,8 +22,9 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
-def _sampler(name: str, seed: int, options: Mapping[str, Any]) -> optuna.samplers.BaseSampler:
-    """Optuna reads constraints from `Trial.set_constraint`; samplers need no hook."""
+def optuna_sampler(name: str, seed: int, options: Mapping[str, Any]) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler behind searcher `name`, configured as Frontier runs it (`auto` runs
+    these too). Optuna reads constraints from `Trial.set_constraint`; samplers need no hook."""
     opts = dict(options)
     if name == "tpe":
         opts.setdefault("multivariate", True)
@@ -72,7 +73,7 @@ class OptunaSearcher(Searcher):
         super().__init__(space, metrics, seed)
         self.name = name
         try:
-            sampler = _sampler(name, seed, options or {})
+            sampler = optuna_sampler(name, seed, options or {})
         except TypeError as e:
             raise ValueError(f"searcher.options for {name!r}: {e}") from e
         self._study = optuna.create_study(

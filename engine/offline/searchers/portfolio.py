@@ -5,10 +5,14 @@ ahead at 100 evaluations and too slow beyond a few hundred, NSGA-II needs a popu
 before it pays, TPE sits between. `auto` runs, by trials told so far:
 
 1. `startup` trials of scrambled Sobol points (Optuna's QMCSampler): space-filling;
-2. Optuna's GPSampler until `gp_until` trials are told (200), fitted on every trial so far,
-   on spaces without categorical parameters only (as Optuna's own AutoSampler): on
-   vectorize's mixed space each GP ask took seconds, 100 trials 10 minutes, for a front no
-   better than NSGA-II's (benchmarks/results/pareto.md). With two objectives its
+2. a model until `gp_until` trials are told (200): Optuna's GPSampler, fitted on every
+   trial so far, on spaces without categorical parameters; on mixed spaces Optuna's TPE
+   (multivariate, as the `tpe` searcher), since there each GP ask took seconds, 100 trials
+   10 minutes, for a front no better than NSGA-II's (as Optuna's own AutoSampler). On codec
+   TPE's median gap was a quarter of NSGA-II's at every budget; Sobol then NSGA-II alone
+   (auto until 2026-12-07) was 5-8x TPE's there. On vectorize TPE alone stalls on some seeds
+   (HV 0.57 where NSGA-II reaches 0.83), and auto with TPE as its model keeps 1.1-1.5x
+   NSGA-II's gap (15 seeds, 2026-12-07). With two objectives GP's
    acquisition is expected hypervolume improvement (EHVI). With three or more, where EHVI
    costs ~10x more per ask, each ask fits GP to one random augmented Chebyshev
    scalarisation of the whole history instead (ParEGO, Knowles 2006): single-objective,
@@ -17,8 +21,8 @@ before it pays, TPE sits between. `auto` runs, by trials told so far:
    WFG2@100 (42.9 vs 48.1); EHVI and ParEGO taking turns until 100 kept WFG2 (54.2) but
    lost DTLZ2@100 (0.49).
    Once some point beats the reference and `patience` trials in a row raised no
-   hypervolume, GP and NSGA-II take turns until one does: GP can stall in a corner (on
-   ZDT2 it spent 40 trials at x0 = 0, the front's one end), NSGA-II's offspring of the
+   hypervolume, the model and NSGA-II take turns until one does: GP can stall in a corner
+   (on ZDT2 it spent 40 trials at x0 = 0, the front's one end), NSGA-II's offspring of the
    whole history pull it out;
 3. pymoo's NSGA-II after, whose first population is everything told before: its first
    parents are chosen from all of it, and its survival keeps the best `population_size`.
@@ -45,7 +49,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from engine.offline.pareto import HypervolumeTracker
 from engine.offline.searchers.base import Searcher, Trial
-from engine.offline.searchers.optuna_searchers import tell_optuna
+from engine.offline.searchers.optuna_searchers import optuna_sampler, tell_optuna
 from engine.offline.searchers.pymoo_searchers import PymooNSGA2Searcher
 from engine.spec import CategoricalParam, MetricSpec, Space
 
@@ -86,8 +90,8 @@ class AutoSearcher(Searcher):
         # GP's expected hypervolume improvement costs ~10x more per ask with three objectives
         # (6.1 s vs 0.65 s at 200 trials, benchmarks/results/gp-ask-time.md): there GP models
         # one random scalarisation per ask instead (ParEGO), 0.43 s an ask at 200
-        self.scalarised = len(self.metrics) > 2
-        self._chebyshev_gp = optuna.samplers.GPSampler(seed=seed + 1, n_startup_trials=0)
+        self.scalarised = self.uses_gp and len(self.metrics) > 2
+        self._chebyshev_gp = self._sampler("model") if self.scalarised else None
         self._chebyshev_asks = 0
         self._dists = space.optuna_distributions()
         self._directions = [
@@ -106,19 +110,21 @@ class AutoSearcher(Searcher):
         self._counter = 0
         self._hypervolume = HypervolumeTracker(self.metrics)
         self._stale = 0  # trials told in a row that did not raise the hypervolume
-        self._gp_last = False  # whether GP asked the GP phase's last trial
+        self._model_last = False  # whether the model asked the model phase's last trial
 
     def _phase_now(self) -> str:
         told = self._n_told
         if told < self.startup:
             return "qmc"
-        return "gp" if told < self.gp_until and self.uses_gp else "nsga2"
+        return "model" if told < self.gp_until else "nsga2"
 
     def _sampler(self, phase: str) -> optuna.samplers.BaseSampler:
-        seed = self.seed + {"qmc": 0, "gp": 1}[phase]  # each phase its own stream
+        seed = self.seed + {"qmc": 0, "model": 1}[phase]  # each phase its own stream
         if phase == "qmc":
-            return optuna.samplers.QMCSampler(seed=seed, scramble=True, warn_asynchronous_seeding=False)
-        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=0)
+            return optuna_sampler("qmc", seed, {})
+        if self.uses_gp:
+            return optuna_sampler("gp", seed, {"n_startup_trials": 0})
+        return optuna_sampler("tpe", seed, {})
 
     def _new_study(self, phase: str) -> optuna.Study:
         """The phase's study, holding every trial told so far."""
@@ -160,6 +166,7 @@ class AutoSearcher(Searcher):
             scaled = weights * (f - ideal) / np.maximum(span, 1e-12)
             scores = (scaled.max(axis=1) + CHEBYSHEV_RHO * scaled.sum(axis=1)).tolist()
         score = iter(scores)
+        assert self._chebyshev_gp is not None
         study = optuna.create_study(sampler=self._chebyshev_gp)
         study.add_trials(
             [_copy(t, [next(score)]) if t.state == TrialState.COMPLETE else _copy(t) for t in self._told]
@@ -167,12 +174,13 @@ class AutoSearcher(Searcher):
         return study
 
     def _nsga2_turn(self, phase: str) -> bool:
-        """NSGA-II's phase, or the GP phase once `patience` trials in a row raised no (positive)
-        hypervolume: then GP and NSGA-II take turns until one raises it, so its offspring
-        pull GP out of a corner it stalls in (on ZDT2 GP spent 40 trials at x0 = 0)."""
+        """NSGA-II's phase, or the model phase once `patience` trials in a row raised no
+        (positive) hypervolume: then the model and NSGA-II take turns until one raises it, so
+        its offspring pull the model out of a corner it stalls in (on ZDT2 GP spent 40 trials
+        at x0 = 0)."""
         if phase == "nsga2":
             return True
-        return phase == "gp" and 0 < self.patience <= self._stale and self._gp_last
+        return phase == "model" and 0 < self.patience <= self._stale and self._model_last
 
     def ask(self, n: int = 1) -> list[Trial]:
         out: list[Trial] = []
@@ -190,11 +198,11 @@ class AutoSearcher(Searcher):
                 if phase != self._phase:
                     self._study = self._new_study(phase)
                 assert self._study is not None
-                study = self._chebyshev_study() if phase == "gp" and self.scalarised else self._study
+                study = self._chebyshev_study() if phase == "model" and self.scalarised else self._study
                 trial = study.ask(self._dists)
                 params, source = {**self.space.fixed, **trial.params}, (study, trial)
-            if phase == "gp":
-                self._gp_last = not asked
+            if phase == "model":
+                self._model_last = not asked
             trial_id = str(self._counter)
             self._counter += 1
             self._running[trial_id] = source
@@ -213,13 +221,15 @@ class AutoSearcher(Searcher):
             assert self._pymoo is not None
             pending = {t.trial_id: t.params for t in self._pymoo.pending()}
             self._pymoo.tell(source, values)
-            if self._study is not None:  # GP's turn again next: its study learns it
+            if self._study is not None:  # the model's turn again next: its study learns it
                 frozen = self._frozen(pending[source], values, ordered)
                 self._told.append(frozen)
                 self._study.add_trial(frozen)
             return
         study, trial = source
-        if study.sampler is self._chebyshev_gp:  # a one-ask study: the history keeps the trial
+        if (
+            self._chebyshev_gp is not None and study.sampler is self._chebyshev_gp
+        ):  # a one-ask study: the history keeps the trial
             frozen = self._frozen(trial.params, values, ordered)
         else:
             tell_optuna(study, trial, self.metrics, values, ordered)
@@ -265,7 +275,8 @@ class AutoSearcher(Searcher):
 
     @property
     def phase(self) -> str:
-        """The searcher the next trial comes from: qmc, gp or nsga2."""
+        """The searcher the next trial comes from: qmc, model (GP, or TPE on a space with
+        categorical parameters) or nsga2."""
         return self._phase_now()
 
 
