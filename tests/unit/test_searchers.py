@@ -114,7 +114,7 @@ def test_state_round_trip_continues_identically(name: str) -> None:
 
 
 # the searchers that learn from results, with the trials they sample before they do: TPE's
-# 10 start-up trials, a population of 6, auto's 4 Sobol points (gp learns too, but is too
+# 10 start-up trials, a population of 6, auto's 4 random points (gp learns too, but is too
 # slow to run twice here; auto runs it for 6 trials on a numeric space)
 STARTUP = {"tpe": 10, "nsga2": 6, "pymoo-nsga2": 6, "auto": 4, "auto-gp": 4, "auto-3": 4}
 
@@ -167,7 +167,7 @@ def test_unknown_searcher_and_bad_options() -> None:
 
 
 def test_auto_switches_searchers_on_one_shared_history() -> None:
-    """Sobol, then GP, then pymoo's NSGA-II by trials told; each phase starts from every trial
+    """Random points, then GP, then pymoo's NSGA-II by trials told; each phase starts from every trial
     told before it, and a trial asked in one phase and told in the next reaches the new one."""
     options = {**OPTIONS["auto"], "patience": 0}  # GP alone in its phase
     searcher = make_searcher("auto", NUMERIC, METRICS, seed=7, options=options)
@@ -176,7 +176,7 @@ def test_auto_switches_searchers_on_one_shared_history() -> None:
     assert searcher.phase == "model"
     drive(searcher, 5, batch=1)
     assert searcher._study is not None
-    assert len(searcher._study.trials) == 9  # GP's study holds the Sobol points too
+    assert len(searcher._study.trials) == 9  # GP's study holds the random points too
     first, second = searcher.ask(2)  # both from the GP study: 9 told
     searcher.tell(first.trial_id, evaluate(first.params))
     assert searcher.phase == "nsga2"
@@ -222,10 +222,15 @@ def test_auto_gives_nsga2_turns_while_gp_raises_no_hypervolume() -> None:
 
 def test_auto_models_a_space_with_categories_with_tpe() -> None:
     """As Optuna's AutoSampler: no GP where a parameter is categorical (seconds per ask
-    there); TPE is the model, then NSGA-II as on numeric spaces."""
+    there); TPE is the model, after Sobol points, then NSGA-II as on numeric spaces."""
     searcher = build("auto")
     assert isinstance(searcher, AutoSearcher)
     assert not searcher.uses_gp and not searcher.scalarised
+    assert searcher._study is not None  # TPE starts from Sobol points, GP from random ones
+    assert isinstance(searcher._study.sampler, optuna.samplers.QMCSampler)
+    numeric = make_searcher("auto", NUMERIC, METRICS)
+    assert isinstance(numeric, AutoSearcher) and numeric._study is not None
+    assert isinstance(numeric._study.sampler, optuna.samplers.RandomSampler)
     drive(searcher, 5, batch=1)
     assert searcher.phase == "model"
     assert searcher._study is not None
@@ -262,7 +267,7 @@ def test_auto_scalarises_for_gp_with_three_objectives() -> None:
     searcher = make_searcher("auto", NUMERIC, [*METRICS, THIRD], seed=7, options=options)
     assert isinstance(searcher, AutoSearcher) and searcher.scalarised
     measured = [{"f1": 0.0, "f2": 0.0, "f3": 0.0}, {"f1": 10.0, "f2": -10.0, "f3": 10.0}]
-    for values in [*measured, {"f1": 1.0, "f2": -1.0, "f3": 1.0}]:  # Sobol, Sobol, GP
+    for values in [*measured, {"f1": 1.0, "f2": -1.0, "f3": 1.0}]:  # random, random, GP
         (t,) = searcher.ask(1)
         source = searcher._running[t.trial_id]
         searcher.tell(t.trial_id, values)
