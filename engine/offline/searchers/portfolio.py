@@ -235,9 +235,7 @@ class AutoSearcher(Searcher):
                 self._study.add_trial(frozen)
             return
         study, trial = source
-        if (
-            self._chebyshev_gp is not None and study.sampler is self._chebyshev_gp
-        ):  # a one-ask study: the history keeps the trial
+        if study.sampler is self._chebyshev_gp:  # a one-ask study: the history keeps the trial
             frozen = self._frozen(trial.params, values, ordered)
         else:
             tell_optuna(study, trial, self.metrics, values, ordered)
