@@ -8,7 +8,7 @@ Optuna study gets n random trials (seeded), then GPSampler is asked `--asks` tim
 ask told before the next) and the median seconds per ask is reported, on one thread (torch
 and BLAS), as `auto` runs it. On DTLZ2 `auto`'s own GP ask is timed too: with three
 objectives it fits GP to one random Chebyshev scalarisation per ask (ParEGO), not to
-hypervolume improvement. This is what `auto`'s `gp_until` trades: a GP phase of n trials
+hypervolume improvement. This is what `auto`'s `model_until` trades: a GP phase of n trials
 costs about the sum of these.
 """
 
@@ -68,7 +68,7 @@ def auto_ask_seconds(problem: str, n: int, asks: int) -> float:
             "budget": {"trials": n + asks},
         }
     ).search_space()
-    searcher = make_searcher("auto", space, metrics, options={"startup": n, "gp_until": n + asks})
+    searcher = make_searcher("auto", space, metrics, options={"startup": n, "model_until": n + asks})
     times = []
     for k in range(n + asks):
         start = time.perf_counter()

@@ -40,14 +40,13 @@ class ActorKeeper:
         self._all = asyncio.Event()
         self._results = asyncio.Condition()
 
-    async def arrive(self, timeout_s: float) -> int:
-        """Count one more actor, wait for the rest, and return how many had arrived."""
+    async def arrive(self, timeout_s: float) -> None:
+        """Count one more actor and wait for the rest (at most `timeout_s`)."""
         self.arrived += 1
         if self.arrived >= self.expected:
             self._all.set()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._all.wait(), timeout_s)
-        return self.arrived
 
     def count(self) -> int:
         """How many actors have arrived so far."""

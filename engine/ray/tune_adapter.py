@@ -167,7 +167,7 @@ def run_on_tune(exploration: Exploration, objective: Any = None) -> None:
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     try:
         tuner.fit()
-        _log.info("trial actors: %d expected, %d started", expected, ray.get(keeper.count.remote()))
+        _log.info("trial actors: %d expected, %d ran a trial", expected, ray.get(keeper.count.remote()))
     finally:
         ray.kill(keeper)
     _wait_for_cpus(cpus_before)

@@ -86,7 +86,7 @@ def test_auto_runs_on_tune_at_concurrency_2(tmp_path: Path) -> None:
     """`auto` through all three phases with two trials in flight: the budget is kept, no
     trial runs twice, and every trial lies in the space."""
     spec = zdt1("auto", trials=24, concurrency=2)
-    phases = {"startup": 4, "gp_until": 10, "population_size": 6}
+    phases = {"startup": 4, "model_until": 10, "population_size": 6}
     f1, f2 = spec.metrics  # a reference 24 trials reach into whatever order two workers tell them
     spec = spec.model_copy(
         update={

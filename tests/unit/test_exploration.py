@@ -98,7 +98,7 @@ def test_bad_metrics_are_failures_not_crashes(tmp_path: Path) -> None:
 
 
 # auto: the crash falls in its GP phase, and the resumed run goes on into NSGA-II
-RESUMED = {"tpe": {}, "auto": {"startup": 3, "gp_until": 7, "population_size": 4}}
+RESUMED = {"tpe": {}, "auto": {"startup": 3, "model_until": 7, "population_size": 4}}
 
 
 @pytest.mark.parametrize("searcher", RESUMED)

@@ -10,6 +10,7 @@ import optuna
 import pytest
 
 from engine.offline.searchers import SEARCHERS, AutoSearcher, Searcher, make_searcher
+from engine.offline.searchers.portfolio import stalled
 from engine.spec import CategoricalParam, FixedParam, FloatParam, IntParam, MetricSpec, Space
 
 SPACE = Space(
@@ -31,7 +32,7 @@ OPTIONS = {
     "nsga2": {"population_size": 6},
     "pymoo-nsga2": {"pop_size": 6},
     "gp": {"n_startup_trials": 4},
-    "auto": {"startup": 4, "gp_until": 10, "population_size": 6},  # every phase within 24 trials
+    "auto": {"startup": 4, "model_until": 10, "population_size": 6},  # every phase within 24 trials
 }
 
 
@@ -195,7 +196,7 @@ def test_auto_switches_searchers_on_one_shared_history() -> None:
 def test_auto_gives_nsga2_turns_while_gp_raises_no_hypervolume() -> None:
     """After `patience` trials in a row without progress GP and NSGA-II take turns; each
     learns the other's trials; a trial that raises the hypervolume gives GP the phase back."""
-    options = {"startup": 4, "gp_until": 40, "population_size": 6, "patience": 2}
+    options = {"startup": 4, "model_until": 40, "population_size": 6, "patience": 2}
     searcher = make_searcher("auto", NUMERIC, METRICS, seed=7, options=options)
     assert isinstance(searcher, AutoSearcher)
 
@@ -218,6 +219,37 @@ def test_auto_gives_nsga2_turns_while_gp_raises_no_hypervolume() -> None:
     (t,) = searcher.ask(1)  # GP's turn: it finds a better point
     searcher.tell(t.trial_id, {"f1": 0.0, "f2": 0.0})
     assert [isinstance(searcher._running[u.trial_id], str) for u in searcher.ask(2)] == [False, False]
+
+
+def test_auto_counts_small_rises_as_a_stall() -> None:
+    """A measured metric's noise raises the hypervolume a little every trial: relative to
+    the rise since the first point beat the reference that is no progress, and GP and
+    NSGA-II take turns; a rise as large as the first ones hands GP the phase back."""
+    options = {"startup": 4, "model_until": 40, "population_size": 6, "patience": 2}
+    searcher = make_searcher("auto", NUMERIC, METRICS, seed=7, options=options)
+    assert isinstance(searcher, AutoSearcher)
+
+    def told(values: dict[str, float]) -> str:
+        (t,) = searcher.ask(1)
+        source = "nsga2" if isinstance(searcher._running[t.trial_id], str) else "model"
+        searcher.tell(t.trial_id, values)
+        return source
+
+    for k in range(4):  # each of the random start's points a large step better
+        told({"f1": 8.0 - 2 * k, "f2": -1.0})
+    sources = [told({"f1": 2.0 - 0.001 * (k + 1), "f2": -1.0}) for k in range(6)]
+    assert sources == ["model", "model", "nsga2", "model", "nsga2", "model"]
+    told({"f1": 0.0, "f2": -1.0})  # GP's or NSGA-II's: a step as large as the first ones
+    assert [isinstance(searcher._running[u.trial_id], str) for u in searcher.ask(2)] == [False, False]
+
+
+def test_stalled_measures_rises_against_the_run_so_far() -> None:
+    assert not stalled([0.0, 0.0, 0.0, 0.0], 2)  # nothing beats the reference yet
+    assert not stalled([0.5, 0.6], 2)  # too few trials since the first positive
+    assert stalled([0.5, 0.6, 0.6, 0.6], 2)  # no rise in the last two
+    assert stalled([0.1, 0.5, 0.9, 0.9001, 0.9002], 2)  # 0.0002 against a mean rise of 0.4
+    assert not stalled([0.1, 0.5, 0.9, 0.95, 1.0], 2)  # 0.1 against 0.45: progress
+    assert not stalled([0.5, 0.6, 0.6, 0.6], 0)  # patience 0: never
 
 
 def test_auto_models_a_space_with_categories_with_tpe() -> None:
@@ -263,7 +295,7 @@ def test_auto_scalarises_for_gp_with_three_objectives() -> None:
     whole history (ParEGO: a single-objective study, where hypervolume improvement costs
     ~10x more an ask). Scores are 0 at the best value seen and the largest weight (+ rho
     times their sum) at the reference; the history keeps the values as measured."""
-    options = {"startup": 2, "gp_until": 40, "patience": 0}
+    options = {"startup": 2, "model_until": 40, "patience": 0}
     searcher = make_searcher("auto", NUMERIC, [*METRICS, THIRD], seed=7, options=options)
     assert isinstance(searcher, AutoSearcher) and searcher.scalarised
     measured = [{"f1": 0.0, "f2": 0.0, "f3": 0.0}, {"f1": 10.0, "f2": -10.0, "f3": 10.0}]
@@ -285,7 +317,7 @@ def test_auto_scalarises_for_gp_with_three_objectives() -> None:
 
 def test_auto_gives_gp_its_phase_while_no_point_beats_the_reference() -> None:
     """With no hypervolume yet there is no progress to miss: GP keeps every turn."""
-    options = {"startup": 4, "gp_until": 40, "population_size": 6, "patience": 2}
+    options = {"startup": 4, "model_until": 40, "population_size": 6, "patience": 2}
     searcher = make_searcher("auto", NUMERIC, METRICS, seed=7, options=options)
     assert isinstance(searcher, AutoSearcher)
     outside = {"f1": 20.0, "f2": -1.0}  # f1 worse than its reference, 10
