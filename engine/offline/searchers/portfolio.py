@@ -19,8 +19,9 @@ before it pays, TPE sits between. `auto` runs, by trials told so far:
    10 minutes, for a front no better than NSGA-II's (as Optuna's own AutoSampler). On codec
    TPE's median gap was a quarter of NSGA-II's at every budget; Sobol then NSGA-II alone
    (auto until 2026-12-07) was 5-8x TPE's there. On vectorize TPE alone stalls on some seeds
-   (HV 0.57 where NSGA-II reaches 0.83), and auto with TPE as its model keeps 1.1-1.5x
-   NSGA-II's gap (15 seeds, 2026-12-07). With two objectives GP's
+   (HV 0.57 where NSGA-II reaches 0.83), and auto with TPE as its model keeps 1.1-2.0x
+   NSGA-II's median gap (15 seeds, 2026-12-07; the same code read 1.5x and 2.5x at 200 in
+   two runs: vectorize's time is noisy). With two objectives GP's
    acquisition is expected hypervolume improvement (EHVI). With three or more, where EHVI
    costs ~10x more per ask, each ask fits GP to one random augmented Chebyshev
    scalarisation of the whole history instead (ParEGO, Knowles 2006): single-objective,
@@ -35,7 +36,7 @@ before it pays, TPE sits between. `auto` runs, by trials told so far:
    trials since then. Until 2026-12-07 stalled meant no rise at all in `patience` trials,
    which a measured metric (vectorize's time) defeats: every few trials noise raised the
    hypervolume a little and ended the turns, and TPE stayed stuck (HV@200 0.62-0.67 on 3 of
-   15 seeds, NSGA-II's 0.79-0.83); with the relative test the worst of the 15 was 0.77;
+   15 seeds, NSGA-II's 0.82-0.83 there); with the relative test the worst of the 15 was 0.77;
 3. pymoo's NSGA-II after, whose first population is everything told before: its first
    parents are chosen from all of it, and its survival keeps the best `population_size`.
 
