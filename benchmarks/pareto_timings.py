@@ -253,7 +253,10 @@ def speedup_section(walls: Walls, plan: Plan) -> list[str]:
         "Tune's start-up and the workers' warm-up are fixed costs that concurrency does not "
         "divide, so longer runs scale better. Short trials scale less: each trial costs a Tune "
         "round trip (result to the driver, next config back to the worker), and at concurrency "
-        "2 the driver shares the two cores with both workers.",
+        "2 the driver shares the two cores with both workers. Under random the two "
+        "concurrencies evaluate the same configurations; under NSGA-II and `auto` the searcher "
+        "sees pending trials and proposes different ones, whose cost varies with the "
+        "parameters, so those ratios mix the speed-up with a different search path.",
     ]
 
 
