@@ -181,9 +181,11 @@ def hv_table(frame: pd.DataFrame, checkpoints: Sequence[int]) -> list[str]:
 
 def order_frame(frame: pd.DataFrame, problems: Sequence[str]) -> pd.DataFrame:
     methods = [*OURS, *RAW]
-    return frame.assign(
-        _p=frame["problem"].map(list(problems).index), _m=frame["method"].map(methods.index)
-    ).sort_values(["_p", "_m", "seed"])
+    return (
+        frame.assign(_p=frame["problem"].map(list(problems).index), _m=frame["method"].map(methods.index))
+        .sort_values(["_p", "_m", "seed"])
+        .drop(columns=["_p", "_m"])
+    )
 
 
 @dataclass(frozen=True)
@@ -379,7 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     frame = order_frame(hv_frame(outcomes, plan.checkpoints), plan.problems)
     runs = args.out.with_suffix(".csv")
     runs.parent.mkdir(parents=True, exist_ok=True)
-    frame.drop(columns=["_p", "_m"]).to_csv(runs, index=False)  # every run, for analyses the report lacks
+    frame.to_csv(runs, index=False)  # every run, for analyses the report lacks
     report.add(section(frame, plan))
     report.write(args.out, [*plan_notes(plan), f"Every run's hypervolumes and wall time: {runs.name}."])
     return 0

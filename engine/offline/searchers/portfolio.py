@@ -123,7 +123,6 @@ class AutoSearcher(Searcher):
         self._counter = 0
         self._hypervolume = HypervolumeTracker(self.metrics)
         self._hypervolumes: list[float] = []  # after each trial told
-        self._stalled = False
         self._model_last = False  # whether the model asked the model phase's last trial
 
     def _phase_now(self) -> str:
@@ -193,7 +192,7 @@ class AutoSearcher(Searcher):
         x0 = 0)."""
         if phase == "nsga2":
             return True
-        return phase == "model" and self._stalled and self._model_last
+        return phase == "model" and self._model_last and stalled(self._hypervolumes, self.patience)
 
     def ask(self, n: int = 1) -> list[Trial]:
         out: list[Trial] = []
@@ -257,7 +256,6 @@ class AutoSearcher(Searcher):
         if values is not None and not any(self._violations(values)):
             self._hypervolume.add(values)
         self._hypervolumes.append(self._hypervolume.value)
-        self._stalled = stalled(self._hypervolumes, self.patience)
 
     def _frozen(
         self, params: Mapping[str, Any], values: Mapping[str, float] | None, ordered: list[float] | None
